@@ -1,0 +1,153 @@
+-- _wallet_post: post one player transaction (top-up, bonus, spend or initial balance) as two
+-- ledger entries, exactly once per reference id.
+-- Arguments: p_type, p_user_id, p_asset_code, p_amount (1 .. 2^53-1), p_reference_id, the operation
+--   field of the type (p_payment_method | p_bonus_type | p_item_id), p_metadata (a JSON object or
+--   NULL), p_display_name (name of a wallet this call opens; default: the player's existing name).
+-- Returns: wallet_posting (replayed = true when the key had been used for this same request).
+-- Raises: WL001 insufficient funds, WL002 wallet not found (spend by a player with no wallet),
+--   WL003 asset not found, WL004 idempotency conflict, WL006 invalid argument, WL007 balance limit;
+--   lock_not_available (55P03) when the player's wallet stays locked past lock_timeout.
+-- Locking: only the player's wallet row is locked. The system wallet's leg is inserted without
+-- locking or updating the system wallet, so postings of different players never wait on each other.
+CREATE OR REPLACE FUNCTION _wallet_post(
+    p_type transaction_type,
+    p_user_id text,
+    p_asset_code text,
+    p_amount bigint,
+    p_reference_id text,
+    p_payment_method text DEFAULT NULL,
+    p_bonus_type text DEFAULT NULL,
+    p_item_id text DEFAULT NULL,
+    p_metadata jsonb DEFAULT NULL,
+    p_display_name text DEFAULT NULL)
+RETURNS wallet_posting
+LANGUAGE plpgsql
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+    v_tx transactions;
+    v_wallet_id bigint;
+    v_balance bigint;
+    v_new_balance bigint;
+    v_system_kind wallet_kind;
+    v_sign bigint;
+    v_result wallet_posting;
+BEGIN
+    -- validate every argument before touching any row
+    PERFORM _wallet_check_id('user_id', p_user_id);
+    PERFORM _wallet_check_id('reference_id', p_reference_id);
+    IF p_asset_code IS NULL THEN
+        PERFORM _wallet_invalid_argument('asset_code', 'is required');
+    END IF;
+    IF p_amount IS NULL OR p_amount < 1 OR p_amount > 9007199254740991 THEN
+        PERFORM _wallet_invalid_argument('amount',
+            format('must be an integer from 1 to 9007199254740991, not %s', coalesce(p_amount::text, 'null')));
+    END IF;
+    PERFORM _wallet_check_id('payment_method', p_payment_method, false);
+    PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
+    PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');
+    IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
+        PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
+    END IF;
+
+    -- a retried key is answered from the transaction that holds it, without taking any lock
+    SELECT t.* INTO v_tx FROM transactions t WHERE t.reference_id = p_reference_id;
+    IF FOUND THEN
+        RETURN _wallet_replay(v_tx, p_type, p_user_id, p_asset_code, p_amount,
+                              p_payment_method, p_bonus_type, p_item_id);
+    END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM assets a WHERE a.code = p_asset_code) THEN
+        RAISE EXCEPTION 'asset % not found', p_asset_code
+            USING ERRCODE = 'WL003', DETAIL = json_build_object('asset_code', p_asset_code)::text;
+    END IF;
+
+    -- lock the player's wallet: the one row this posting locks, waited for up to lock_timeout
+    SELECT w.id, w.balance INTO v_wallet_id, v_balance
+      FROM wallets w
+     WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        IF p_type = 'SPEND' THEN
+            IF NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = p_user_id) THEN
+                RAISE EXCEPTION 'player % has no wallet', p_user_id
+                    USING ERRCODE = 'WL002', DETAIL = json_build_object('user_id', p_user_id)::text;
+            END IF;
+            -- the player exists but never held this asset: nothing to spend
+            v_balance := 0;
+        ELSE
+            -- a first credit opens the wallet; a concurrent opener may win the race, then we lock theirs
+            INSERT INTO wallets AS w (asset_code, kind, user_id, name, balance)
+            VALUES (p_asset_code, 'PLAYER', p_user_id,
+                    coalesce(p_display_name,
+                             (SELECT o.name FROM wallets o WHERE o.user_id = p_user_id LIMIT 1),
+                             p_user_id),
+                    0)
+            ON CONFLICT (user_id, asset_code) DO NOTHING;
+            SELECT w.id, w.balance INTO STRICT v_wallet_id, v_balance
+              FROM wallets w
+             WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
+               FOR UPDATE;
+        END IF;
+    END IF;
+
+    -- claim the key under the wallet lock, before the funds check: a concurrent duplicate that just
+    -- committed must be answered as a replay, not judged against the balance it left. If a posting in
+    -- flight holds the key, this waits for it and then yields no row.
+    INSERT INTO transactions AS t (reference_id, type, user_id, asset_code, amount,
+                                   payment_method, bonus_type, item_id, metadata, description)
+    VALUES (p_reference_id, p_type, p_user_id, p_asset_code, p_amount,
+            p_payment_method, p_bonus_type, p_item_id, p_metadata,
+            CASE p_type
+                WHEN 'TOPUP' THEN 'Top-up' || coalesce(' via ' || p_payment_method, '')
+                WHEN 'BONUS' THEN 'Bonus: ' || p_bonus_type
+                WHEN 'SPEND' THEN 'Purchase: ' || p_item_id
+                ELSE 'Initial balance'
+            END)
+    ON CONFLICT (reference_id) DO NOTHING
+    RETURNING t.* INTO v_tx;
+    IF NOT FOUND THEN
+        SELECT t.* INTO STRICT v_tx FROM transactions t WHERE t.reference_id = p_reference_id;
+        RETURN _wallet_replay(v_tx, p_type, p_user_id, p_asset_code, p_amount,
+                              p_payment_method, p_bonus_type, p_item_id);
+    END IF;
+
+    -- funds and limit, checked under the wallet lock
+    IF p_type = 'SPEND' THEN
+        IF v_balance < p_amount THEN
+            RAISE EXCEPTION 'insufficient funds: player % has % % and cannot spend %',
+                p_user_id, v_balance, p_asset_code, p_amount
+                USING ERRCODE = 'WL001',
+                      DETAIL = json_build_object('user_id', p_user_id, 'asset_code', p_asset_code,
+                                                 'required', p_amount, 'available', v_balance)::text;
+        END IF;
+        v_sign := -1;
+        v_system_kind := 'REVENUE';
+    ELSE
+        IF v_balance > 9007199254740991 - p_amount THEN
+            RAISE EXCEPTION 'balance limit exceeded: player % has % % and cannot receive %',
+                p_user_id, v_balance, p_asset_code, p_amount
+                USING ERRCODE = 'WL007',
+                      DETAIL = json_build_object('user_id', p_user_id, 'asset_code', p_asset_code,
+                                                 'amount', p_amount, 'balance', v_balance,
+                                                 'limit', 9007199254740991)::text;
+        END IF;
+        v_sign := 1;
+        v_system_kind := CASE p_type WHEN 'BONUS' THEN 'BONUS_POOL' ELSE 'TREASURY' END;
+    END IF;
+    v_new_balance := v_balance + v_sign * p_amount;
+
+    UPDATE wallets w SET balance = v_new_balance, updated_at = v_tx.created_at WHERE w.id = v_wallet_id;
+
+    -- both legs in one statement: the ledger's trigger requires each INSERT to sum to zero
+    INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, created_at)
+    SELECT v_tx.id, v_wallet_id, p_asset_code, v_sign * p_amount, v_new_balance, v_tx.created_at
+    UNION ALL
+    SELECT v_tx.id, s.id, p_asset_code, -v_sign * p_amount, NULL, v_tx.created_at
+      FROM wallets s
+     WHERE s.asset_code = p_asset_code AND s.kind = v_system_kind;
+
+    v_result := (v_tx.id, p_user_id, p_asset_code, p_amount, v_new_balance, p_type, v_tx.created_at, false);
+    RETURN v_result;
+END;
+$$;

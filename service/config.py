@@ -1,0 +1,30 @@
+"""Configuration, read once from the environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None  # None: start the embedded PostgreSQL in data_dir
+    host: str
+    port: int
+    data_dir: Path  # embedded PostgreSQL's data directory (survives restarts)
+    pool_min_size: int
+    pool_max_size: int
+    retries: int  # extra attempts after a lock timeout, deadlock or serialization failure
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Config:
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            host=env.get("HOST", "0.0.0.0"),
+            port=int(env.get("PORT", "3000")),
+            data_dir=Path(env.get("WALLET_DATA_DIR", Path.home() / ".local/share/wallet-service/pgdata")),
+            pool_min_size=int(env.get("WALLET_POOL_MIN_SIZE", "2")),
+            pool_max_size=int(env.get("WALLET_POOL_MAX_SIZE", "10")),
+            retries=int(env.get("WALLET_RETRIES", "3")),
+        )

@@ -1,0 +1,86 @@
+"""A real PostgreSQL for every test: one server per session, started by pytest-postgresql through a
+pg_ctl wrapper that runs it as the postgres user; a template database migrated and seeded once; each
+test gets its own copy of the template."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+from service import db
+
+TESTS = Path(__file__).resolve().parent
+PG_CTL = TESTS / "pg_ctl_as_postgres"
+
+
+def pg_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise RuntimeError("no PostgreSQL server under /usr/lib/postgresql: run scripts/test, which installs it")
+    return found[-1].parent
+
+
+def ensure_pgtap() -> None:
+    """pgTAP is pure SQL packaged by Debian; install it if this machine lacks it."""
+    version = pg_bindir().parent.name
+    if not Path(f"/usr/share/postgresql/{version}/extension/pgtap.control").exists():
+        apt = shutil.which("apt-get")
+        if apt is None:
+            raise RuntimeError(f"pgTAP is not installed for PostgreSQL {version} and apt-get is missing")
+        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-pgtap"]
+        if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run([apt, "update"], check=True)
+            subprocess.run(install, check=True)
+
+
+def url_of(info) -> str:
+    return f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+
+
+def load_template(host: str, port: int, user: str, dbname: str, **_: object) -> None:
+    """Migrate and seed the template database that every test copies."""
+    url = f"postgresql://{user}@{host}:{port}/{dbname}"
+    ensure_pgtap()
+    db.migrate(url)
+    db.seed(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgtap")
+
+
+postgresql_proc = factories.postgresql_proc(
+    executable=str(PG_CTL),
+    host="127.0.0.1",
+    load=[load_template],
+    postgres_options="-c max_connections=200 -c shared_buffers=128MB",
+)
+postgresql = factories.postgresql("postgresql_proc")
+
+
+@pytest.fixture
+def db_url(postgresql: psycopg.Connection) -> str:
+    """URL of this test's own database, a fresh copy of the migrated and seeded template."""
+    return url_of(postgresql.info)
+
+
+@pytest.fixture
+def conn(db_url: str):
+    """An autocommit connection to this test's database."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def empty_db_url(postgresql_proc) -> str:
+    """URL of a brand-new, empty database (no migrations), dropped after the test."""
+    name = "empty_" + __import__("uuid").uuid4().hex[:12]
+    admin = f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
