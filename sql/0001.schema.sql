@@ -189,6 +189,32 @@ CREATE CONSTRAINT TRIGGER wallets_balance_matches_ledger
     FOR EACH ROW WHEN (NEW.kind = 'PLAYER')
     EXECUTE FUNCTION _wallet_check_stored_balance();
 
+-- The same check from the ledger's side: a player entry written without the matching update of the
+-- wallet's stored balance cannot commit either (player entries are the ones with a balance_after).
+CREATE FUNCTION _wallet_check_entry_stored_balance() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_wallet wallets;
+    v_ledger bigint;
+BEGIN
+    SELECT w.* INTO v_wallet FROM wallets w WHERE w.id = NEW.wallet_id;
+    SELECT e.balance_after INTO v_ledger
+      FROM ledger_entries e WHERE e.wallet_id = NEW.wallet_id ORDER BY e.id DESC LIMIT 1;
+    IF v_wallet.balance IS DISTINCT FROM v_ledger THEN
+        RAISE EXCEPTION 'stored balance % of wallet % (%, %) does not match its ledger (%)',
+            v_wallet.balance, NEW.wallet_id, v_wallet.user_id, v_wallet.asset_code, v_ledger
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE CONSTRAINT TRIGGER ledger_entries_balance_matches_wallet
+    AFTER INSERT ON ledger_entries
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.balance_after IS NOT NULL)
+    EXECUTE FUNCTION _wallet_check_entry_stored_balance();
+
 -- ---------------------------------------------------------------- views
 
 -- System wallet balances, derived from their entries (see the note on wallets).

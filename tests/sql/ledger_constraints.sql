@@ -1,0 +1,172 @@
+-- Table-level rules that hold even for a DBA who bypasses the wallet_* functions: an append-only
+-- ledger (WL008), zero-sum inserts, the balance_after chain, stored balance = ledger at commit,
+-- non-negative and limited player balances.
+BEGIN;
+SELECT plan(34);
+
+-- a player's wallet id
+CREATE FUNCTION pg_temp.wallet_of(p_user_id text, p_asset_code text) RETURNS bigint
+LANGUAGE sql AS $$ SELECT id FROM wallets WHERE user_id = p_user_id AND asset_code = p_asset_code $$;
+-- a system wallet's id
+CREATE FUNCTION pg_temp.system_wallet(p_asset_code text, p_kind wallet_kind) RETURNS bigint
+LANGUAGE sql AS $$ SELECT id FROM wallets WHERE asset_code = p_asset_code AND kind = p_kind $$;
+
+-- ---------------------------------------------------------------- append-only (WL008)
+
+SELECT throws_ok($$UPDATE ledger_entries SET amount = amount + 1$$, 'WL008',
+    'ledger is append-only: UPDATE on ledger_entries is not allowed', 'UPDATE of ledger entries is WL008');
+SELECT throws_ok($$DELETE FROM ledger_entries$$, 'WL008',
+    'ledger is append-only: DELETE on ledger_entries is not allowed', 'DELETE of ledger entries is WL008');
+SELECT throws_ok($$TRUNCATE ledger_entries$$, 'WL008',
+    'ledger is append-only: TRUNCATE on ledger_entries is not allowed', 'TRUNCATE of ledger entries is WL008');
+SELECT throws_ok($$UPDATE transactions SET amount = 1 WHERE reference_id = 'init_bob_gold_001'$$, 'WL008',
+    'ledger is append-only: UPDATE on transactions is not allowed', 'UPDATE of a transaction is WL008');
+SELECT throws_ok($$DELETE FROM transactions WHERE reference_id = 'init_bob_gold_001'$$, 'WL008',
+    'ledger is append-only: DELETE on transactions is not allowed', 'DELETE of a transaction is WL008');
+SELECT throws_ok($$TRUNCATE ledger_entries, transactions$$, 'WL008', NULL,
+    'TRUNCATE of transactions (with its entries) is WL008');
+SELECT throws_ok($$TRUNCATE transactions CASCADE$$, 'WL008',
+    'ledger is append-only: TRUNCATE on transactions is not allowed', 'TRUNCATE ... CASCADE of transactions is WL008');
+
+-- rows written in this very transaction are just as immutable
+SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 10, 'lc_topup_1', 'card')$$, 'a top-up posts');
+SELECT throws_ok(
+    $$UPDATE ledger_entries SET balance_after = 0
+       WHERE transaction_id = (SELECT id FROM transactions WHERE reference_id = 'lc_topup_1')$$,
+    'WL008', 'ledger is append-only: UPDATE on ledger_entries is not allowed',
+    'a freshly written entry cannot be updated either');
+SELECT is((SELECT count(*) FROM ledger_entries)::int, 10, 'the ledger still holds every entry (8 seed + 2)');
+
+-- ---------------------------------------------------------------- zero-sum per INSERT
+
+INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
+VALUES ('00000000-0000-0000-0000-0000000000a1', 'lc_manual_1', 'TOPUP', 'user_bob', 'GOLD_COINS', 10, 'manual');
+
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, 50020)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS')),
+    '23514', 'unbalanced ledger entries: transaction 00000000-0000-0000-0000-0000000000a1 sums to 10 in GOLD_COINS',
+    'a single credit leg without its debit is rejected');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, 50020),
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -9, NULL)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23514', 'unbalanced ledger entries: transaction 00000000-0000-0000-0000-0000000000a1 sums to 1 in GOLD_COINS',
+    'two legs that do not sum to zero are rejected');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'DIAMONDS', 10, 50020)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS')),
+    '23503', NULL, 'an entry whose asset is not its wallet''s asset violates the foreign key');
+SELECT throws_ok(
+    $$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+      VALUES ('00000000-0000-0000-0000-0000000000a1', 1, 'GOLD_COINS', 0, NULL)$$,
+    '23514', NULL, 'a zero amount entry is rejected');
+
+-- ---------------------------------------------------------------- balance_after chain
+
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, 50021),
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, NULL)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23514',
+    format('ledger entry %s breaks the balance chain of wallet %s (PLAYER wallet): balance_after 50021 after 50010',
+           (SELECT last_value + 1 FROM pg_sequences WHERE sequencename = 'ledger_entries_id_seq'),
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS')),
+    'a balanced insert whose balance_after does not continue the chain is rejected');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, NULL),
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, NULL)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23514', NULL, 'a player entry without balance_after is rejected');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, 50020),
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, -10)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23514', NULL, 'a system entry with a balance_after is rejected');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -50011, -1),
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 50011, NULL)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE')),
+    '23514', 'new row for relation "ledger_entries" violates check constraint "ledger_entries_balance_after_check"',
+    'an entry leaving a negative balance_after is rejected by its CHECK');
+
+-- ---------------------------------------------------------------- stored balance = ledger, at commit
+
+-- a correct manual posting (balance update + both legs) passes every check, deferred ones included
+SELECT lives_ok(
+    format($$UPDATE wallets SET balance = 50020 WHERE id = %1$s;
+             INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %1$s, 'GOLD_COINS', 10, 50020),
+                    ('00000000-0000-0000-0000-0000000000a1', %2$s, 'GOLD_COINS', -10, NULL)$$,
+           pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    'a complete manual posting is accepted');
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred balance checks pass');
+SET CONSTRAINTS ALL DEFERRED;
+SELECT is_empty('SELECT * FROM wallet_verify()', 'wallet_verify finds nothing wrong with it');
+
+-- a direct balance update without an entry is accepted by the statement, then refused at commit
+SELECT lives_ok(
+    format('UPDATE wallets SET balance = balance + 1000 WHERE id = %s', pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
+    'the stored balance check is deferred: the UPDATE itself passes');
+SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
+    format('stored balance 26000 of wallet %s (user_charlie, GOLD_COINS) does not match its ledger (25000)',
+           pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
+    'a stored balance changed without a ledger entry cannot commit');
+UPDATE wallets SET balance = 25000 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
+SET CONSTRAINTS ALL DEFERRED;
+
+-- a player entry written without updating the stored balance cannot commit either
+INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
+VALUES ('00000000-0000-0000-0000-0000000000a2', 'lc_manual_2', 'TOPUP', 'user_charlie', 'GOLD_COINS', 5, 'manual');
+SELECT lives_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', 5, 25005),
+                    ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', -5, NULL)$$,
+           pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    'balanced entries continuing the chain pass the statement checks');
+SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
+    format('stored balance 25000 of wallet %s (user_charlie, GOLD_COINS) does not match its ledger (25005)',
+           pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
+    'an entry without the matching stored balance update cannot commit');
+UPDATE wallets SET balance = 25005 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'once the stored balance follows the ledger, the checks pass');
+SET CONSTRAINTS ALL DEFERRED;
+
+-- a player wallet opened directly with a balance but no entries
+SELECT lives_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance)
+                  VALUES ('DIAMONDS', 'PLAYER', 'user_bob', 'Bob', 7)$$, 'the INSERT of a funded wallet passes the statement');
+SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
+    format('stored balance 7 of wallet %s (user_bob, DIAMONDS) does not match its ledger (0)',
+           pg_temp.wallet_of('user_bob', 'DIAMONDS')),
+    'a wallet cannot be opened with money that is not in the ledger');
+UPDATE wallets SET balance = 0 WHERE user_id = 'user_bob' AND asset_code = 'DIAMONDS';
+SET CONSTRAINTS ALL DEFERRED;
+
+-- ---------------------------------------------------------------- wallet row constraints
+
+SELECT throws_ok($$UPDATE wallets SET balance = -1 WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'$$,
+    '23514', 'new row for relation "wallets" violates check constraint "wallets_balance_not_negative"',
+    'a player balance cannot be negative (CHECK)');
+SELECT throws_ok($$UPDATE wallets SET balance = 9007199254740992 WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'$$,
+    '23514', 'new row for relation "wallets" violates check constraint "wallets_balance_limit"',
+    'a player balance cannot exceed 2^53-1 (CHECK)');
+SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance)
+                   VALUES ('GOLD_COINS', 'PLAYER', 'user_alice', 'Alice again', 0)$$,
+    '23505', NULL, 'one wallet per player and asset');
+SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, name) VALUES ('GOLD_COINS', 'TREASURY', 'second treasury')$$,
+    '23505', NULL, 'one system wallet per asset and kind');
+SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance)
+                   VALUES ('GOLD_COINS', 'PLAYER', 'user_zed', 'Zed', NULL)$$,
+    '23514', NULL, 'a player wallet must store a balance');
+
+SELECT is_empty('SELECT * FROM wallet_verify()', 'the ledger is healthy after every refused change');
+
+SELECT * FROM finish();
+ROLLBACK;
