@@ -1,0 +1,194 @@
+"""Shape and type checks of requests: every problem found becomes one {field, message} of a 400.
+
+Only shape and types are checked here; whether a wallet, asset or balance allows the request is decided
+by the SQL functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from service.errors import ApiError, validation_error
+
+MAX_AMOUNT = 2**53 - 1  # 9007199254740991: exact in every JSON client
+MAX_ID_LENGTH = 128
+MAX_LIMIT = 100
+MAX_OFFSET = 2**31 - 1
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+# operation -> its own field and whether that field is required
+OPERATION_FIELDS: dict[str, tuple[str, bool]] = {
+    "topup": ("payment_method", False),
+    "bonus": ("bonus_type", True),
+    "spend": ("item_id", True),
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (400 INVALID_JSON otherwise; 413 past the body limit)."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
+    return body
+
+
+class Errors:
+    """Collects every problem of one request, then raises them together."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append({"field": field, "message": message})
+
+    def raise_any(self) -> None:
+        if self.items:
+            raise validation_error(self.items)
+
+    def ident(self, field: str, value: Any, required: bool = True) -> str | None:
+        """A non-empty string of at most 128 characters (None when optional and absent)."""
+        if value is None:
+            if required:
+                self.add(field, "is required")
+            return None
+        if not isinstance(value, str):
+            self.add(field, "must be a string")
+        elif not 1 <= len(value) <= MAX_ID_LENGTH:
+            self.add(field, f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+        else:
+            return value
+        return None
+
+    def amount(self, field: str, value: Any) -> int | None:
+        """A JSON integer from 1 to 2^53-1: not a boolean, float or string."""
+        if value is None:
+            self.add(field, "is required")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AMOUNT:
+            self.add(field, f"must be an integer from 1 to {MAX_AMOUNT}")
+        else:
+            return value
+        return None
+
+    def unknown(self, names: list[str] | set[str], allowed: set[str], what: str) -> None:
+        for name in sorted(set(names) - allowed):
+            self.add(name, f"is not a known {what}")
+
+
+def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
+    """The arguments of wallet_topup / wallet_bonus / wallet_spend, from a validated body."""
+    op_field, op_required = OPERATION_FIELDS[operation]
+    errors = Errors()
+    errors.unknown(list(body), {"user_id", "asset_code", "amount", "reference_id", op_field, "metadata"},
+                   "field")
+    args: dict[str, Any] = {
+        "user_id": errors.ident("user_id", body.get("user_id")),
+        "asset_code": errors.ident("asset_code", body.get("asset_code")),
+        "amount": errors.amount("amount", body.get("amount")),
+        "op_value": errors.ident(op_field, body.get(op_field), required=op_required),
+    }
+    key = headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        key = errors.ident(IDEMPOTENCY_HEADER, key)
+    reference_id = errors.ident("reference_id", body.get("reference_id"), required=key is None)
+    if key is not None and reference_id is not None and key != reference_id:
+        errors.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
+    args["reference_id"] = reference_id if reference_id is not None else key
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        errors.add("metadata", "must be a JSON object")
+    args["metadata"] = metadata
+    errors.raise_any()
+    return args
+
+
+def _single(query: MultiMapping[str], name: str, errors: Errors) -> str | None:
+    values = query.getall(name, [])
+    if len(values) > 1:
+        errors.add(name, "must be given once")
+        return None
+    return values[0] if values else None
+
+
+def _integer(errors: Errors, name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and low <= int(raw) <= high:
+        return int(raw)
+    errors.add(name, f"must be an integer from {low} to {high}")
+    return default
+
+
+def user_id(errors: Errors, value: str) -> str | None:
+    return errors.ident("user_id", value)
+
+
+def balance_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
+    errors = Errors()
+    errors.unknown(list(query), {"asset_code"}, "query parameter")
+    args = {"user_id": user_id(errors, user),
+            "asset_code": errors.ident("asset_code", _single(query, "asset_code", errors), required=False)}
+    errors.raise_any()
+    return args
+
+
+def history_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
+    errors = Errors()
+    errors.unknown(list(query), {"asset_code", "limit", "offset", "cursor"}, "query parameter")
+    args = {
+        "user_id": user_id(errors, user),
+        "asset_code": errors.ident("asset_code", _single(query, "asset_code", errors)),
+        "limit": _integer(errors, "limit", _single(query, "limit", errors), 50, 1, MAX_LIMIT),
+        "offset": _integer(errors, "offset", _single(query, "offset", errors), 0, 0, MAX_OFFSET),
+        "before": None,
+    }
+    cursor = _single(query, "cursor", errors)
+    if cursor is not None:
+        args["before"] = decode_cursor(cursor)
+        if args["before"] is None:
+            errors.add("cursor", "is not a cursor this service returned")
+    errors.raise_any()
+    return args
+
+
+def reference(value: str) -> str:
+    errors = Errors()
+    ref = errors.ident("reference_id", value)
+    errors.raise_any()
+    assert ref is not None
+    return ref
+
+
+_CURSOR_PREFIX = "e1:"
+
+
+def encode_cursor(entry_id: int) -> str:
+    """An opaque continuation token for the entries older than entry_id."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{entry_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError):
+        return None
+    digits = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not (digits.isascii() and digits.isdigit()):
+        return None
+    value = int(digits)
+    if not 1 <= value <= 2**63 - 1 or encode_cursor(value) != cursor:
+        return None
+    return value
