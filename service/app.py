@@ -31,13 +31,13 @@ ROUTES = [
 ]
 
 
-def create_app(database_url: str, *, retries: int = 3, pool_min_size: int = 2,
-               pool_max_size: int = 10) -> web.Application:
+def create_app(database_url: str, *, retries: int = 3, pool_min_size: int = 2, pool_max_size: int = 10,
+               pool_timeout: float = POOL_TIMEOUT_SECONDS) -> web.Application:
     """The wallet API on database_url (already migrated); the pool opens and closes with the app."""
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(database_url, min_size=pool_min_size, max_size=pool_max_size,
-                                   timeout=POOL_TIMEOUT_SECONDS, kwargs={"autocommit": True},
+                                   timeout=pool_timeout, kwargs={"autocommit": True},
                                    name="wallet", open=False)
         # do not wait for the database: the service starts, and /health says whether it is reachable
         await pool.open(wait=False)

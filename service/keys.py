@@ -8,4 +8,5 @@ from aiohttp import web
 POOL = web.AppKey("pool", AsyncConnectionPool)
 RETRIES = web.AppKey("retries", int)  # extra attempts after a lock timeout, deadlock or serialization failure
 
-REQUEST_ID = "request_id"  # request[REQUEST_ID]: the X-Request-Id of this request
+# request[REQUEST_ID]: the X-Request-Id of this request (a plain string key on aiohttp without RequestKey)
+REQUEST_ID = web.RequestKey("request_id", str) if hasattr(web, "RequestKey") else "request_id"
