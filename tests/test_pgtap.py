@@ -64,7 +64,8 @@ def test_pgtap_file(db_url: str, path: Path) -> None:
     except psycopg.Error as error:
         pytest.fail(f"{path.name} did not run to the end: {type(error).__name__}: {error}", pytrace=False)
     problems = judge(lines)
-    assert not problems, f"{path.name}: " + ", ".join(problems) + "\n" + "\n".join(lines)
+    if problems:
+        pytest.fail(f"{path.name}: " + ", ".join(problems) + "\n" + "\n".join(lines), pytrace=False)
 
 
 def test_there_is_a_pgtap_file_per_public_function() -> None:
