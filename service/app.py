@@ -37,8 +37,8 @@ def create_app(database_url: str, *, retries: int = 3, pool_min_size: int = 2, p
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(database_url, min_size=pool_min_size, max_size=pool_max_size,
-                                   timeout=pool_timeout, kwargs={"autocommit": True},
-                                   name="wallet", open=False)
+                                   timeout=pool_timeout, name="wallet", open=False,
+                                   kwargs={"autocommit": True, "application_name": "wallet-service"})
         # do not wait for the database: the service starts, and /health says whether it is reachable
         await pool.open(wait=False)
         app[POOL] = pool

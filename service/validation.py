@@ -100,10 +100,9 @@ def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) ->
         "amount": errors.amount("amount", body.get("amount")),
         "op_value": errors.ident(op_field, body.get(op_field), required=op_required),
     }
-    key = headers.get(IDEMPOTENCY_HEADER)
-    if key is not None:
-        key = errors.ident(IDEMPOTENCY_HEADER, key)
-    reference_id = errors.ident("reference_id", body.get("reference_id"), required=key is None)
+    header = headers.get(IDEMPOTENCY_HEADER)
+    key = errors.ident(IDEMPOTENCY_HEADER, header, required=False)
+    reference_id = errors.ident("reference_id", body.get("reference_id"), required=header is None)
     if key is not None and reference_id is not None and key != reference_id:
         errors.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
     args["reference_id"] = reference_id if reference_id is not None else key
