@@ -1,0 +1,128 @@
+"""PL/pgSQL lint: plpgsql_check statically checks every wallet function (and every trigger function
+against its table) in a migrated database.
+
+Policy: a finding of level `error` fails the test (a misspelt column, a wrong type that cannot be
+cast, a missing transition table, a RETURN missing...). Warnings (`warning`, `warning extra`,
+`performance`, `security`) do not fail; they are reported as pytest warnings, so they show in the
+run's warnings summary without blocking. `plpgsql_check` is installed from Debian
+(postgresql-<server version>-plpgsql-check) when this machine lacks it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import pg_bindir
+
+PROCEDURES = Path(__file__).resolve().parent.parent / "procedures"
+
+# Every PL/pgSQL function of the schema whose name mentions wallet, with the table and transition
+# tables of one of its triggers (a trigger function can only be checked against a relation).
+FUNCTIONS = """
+SELECT p.oid::regprocedure::text AS signature, p.proname,
+       t.tgrelid::regclass::text AS relation, t.tgoldtable AS oldtable, t.tgnewtable AS newtable,
+       p.prorettype = 'trigger'::regtype AS is_trigger
+  FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+  JOIN pg_language l ON l.oid = p.prolang
+  LEFT JOIN LATERAL (SELECT tg.tgrelid, tg.tgoldtable, tg.tgnewtable FROM pg_trigger tg
+                      WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal ORDER BY tg.tgname LIMIT 1) t ON true
+ WHERE n.nspname = 'public' AND l.lanname = 'plpgsql' AND p.proname LIKE '%%wallet%%'
+ ORDER BY p.proname
+"""
+
+CHECK = """
+SELECT level, lineno, sqlstate, message, detail, hint, query
+  FROM plpgsql_check_function_tb(%(signature)s::regprocedure, coalesce(%(relation)s::regclass, 0),
+                                 fatal_errors => false, other_warnings => true, extra_warnings => true,
+                                 performance_warnings => true, security_warnings => true,
+                                 oldtable => %(oldtable)s, newtable => %(newtable)s)
+"""
+
+
+class PlpgsqlCheckWarning(UserWarning):
+    """A plpgsql_check finding below error level: reported, not failing."""
+
+
+def ensure_plpgsql_check() -> None:
+    """Install Debian's plpgsql_check for the test server's PostgreSQL version if it is missing."""
+    version = pg_bindir().parent.name
+    if not Path(f"/usr/share/postgresql/{version}/extension/plpgsql_check.control").exists():
+        apt = shutil.which("apt-get")
+        if apt is None:
+            raise RuntimeError(f"plpgsql_check is not installed for PostgreSQL {version} and apt-get is missing")
+        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-plpgsql-check"]
+        if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
+            subprocess.run([apt, "update"], check=True)
+            subprocess.run(install, check=True)
+
+
+@pytest.fixture
+def lint(conn: psycopg.Connection) -> psycopg.Connection:
+    """This test's database with the plpgsql_check extension created."""
+    ensure_plpgsql_check()
+    conn.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
+    return conn
+
+
+def functions(conn: psycopg.Connection) -> list[dict]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(FUNCTIONS).fetchall()
+
+
+def findings(conn: psycopg.Connection, function: dict) -> list[dict]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(CHECK, function).fetchall()
+
+
+def describe(function: dict, finding: dict) -> str:
+    text = f"{function['signature']} line {finding['lineno']}: {finding['level']} {finding['sqlstate']} {finding['message']}"
+    for key in ("detail", "hint", "query"):
+        if finding[key]:
+            text += f"\n    {key}: {finding[key]}"
+    return text
+
+
+def test_every_wallet_function_passes_plpgsql_check(lint: psycopg.Connection) -> None:
+    checked = functions(lint)
+    errors = []
+    for function in checked:
+        for finding in findings(lint, function):
+            if finding["level"] == "error":
+                errors.append(describe(function, finding))
+            else:
+                warnings.warn(describe(function, finding), PlpgsqlCheckWarning, stacklevel=1)
+    assert not errors, f"plpgsql_check errors in {len(errors)} place(s):\n" + "\n".join(errors)
+
+
+def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Connection) -> None:
+    checked = functions(lint)
+    names = {f["proname"] for f in checked}
+    assert {p.stem for p in PROCEDURES.glob("*.sql")} <= names, "every procedures/ file is linted"
+    triggers = {f["proname"]: f["relation"] for f in checked if f["is_trigger"]}
+    assert triggers == {
+        "_wallet_reject_ledger_change": "ledger_entries",
+        "_wallet_check_new_entries": "ledger_entries",
+        "_wallet_check_stored_balance": "wallets",
+        "_wallet_check_entry_stored_balance": "ledger_entries",
+    }, "every trigger function is checked against its table"
+    new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")
+    assert new_entries["newtable"] == "new_entries", "the statement trigger's transition table is passed on"
+
+
+def test_the_lint_reports_a_broken_function_as_an_error(lint: psycopg.Connection) -> None:
+    lint.execute("""
+        CREATE FUNCTION _wallet_lint_probe() RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN
+            RETURN (SELECT w.no_such_column FROM wallets w LIMIT 1);
+        END;
+        $$""")
+    probe = next(f for f in functions(lint) if f["proname"] == "_wallet_lint_probe")
+    levels = [(f["level"], f["sqlstate"]) for f in findings(lint, probe)]
+    assert ("error", "42703") in levels, levels
