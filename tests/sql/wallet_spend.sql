@@ -1,6 +1,6 @@
 -- wallet_spend: player -> REVENUE, never below zero, idempotent per reference id.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 -- the error a statement raises, as JSON (sqlstate, message, detail, column); NULL when it raises none
 CREATE FUNCTION pg_temp.error_of(p_sql text) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -66,6 +66,9 @@ SELECT throws_ok($$SELECT wallet_spend('user_alice', 'DIAMONDS', 1, 'spend_diamo
 SELECT throws_ok($$SELECT wallet_spend('user_bob', 'DIAMONDS', 1, 'spend_bob_diamonds', 'gem')$$, 'WL001',
     'insufficient funds: player user_bob has 0 DIAMONDS and cannot spend 1',
     'a player who never held the asset has 0 available: WL001');
+SELECT is(pg_temp.error_of($$SELECT wallet_spend('user_bob', 'DIAMONDS', 1, 'spend_bob_diamonds', 'gem')$$) ->> 'detail',
+    '{"user_id" : "user_bob", "asset_code" : "DIAMONDS", "required" : 1, "available" : 0}',
+    'its WL001 detail says available 0');
 SELECT is((SELECT count(*) FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'DIAMONDS')::int, 0,
     'a refused spend opens no wallet');
 SELECT is((SELECT count(*) FROM transactions WHERE reference_id IN ('spend_frank_2', 'spend_bob_diamonds'))::int, 0,
