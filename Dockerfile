@@ -1,0 +1,26 @@
+# wallet-service: the HTTP API. The migrations and functions ship inside the package (service/sql,
+# service/procedures), so the image needs only the installed package and a DATABASE_URL.
+FROM python:3.11-slim
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY sql ./sql
+COPY procedures ./procedures
+RUN pip install --no-cache-dir . && rm -rf /src
+
+RUN useradd --system --create-home --uid 10001 wallet
+USER wallet
+WORKDIR /home/wallet
+
+ENV HOST=0.0.0.0 \
+    PORT=3000 \
+    PYTHONUNBUFFERED=1
+EXPOSE 3000
+
+HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/api/v1/health').status != 200)"
+
+# serve migrates and seeds (both idempotent) before it listens; SIGTERM stops it gracefully
+ENTRYPOINT ["wallet-service"]
+CMD ["serve"]
