@@ -12,11 +12,11 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from service import validation
-from service.keys import POOL
 from service.query import fetch
 
 SERVICE_NAME = "wallet-service"
 REPLAYED_HEADER = "Idempotent-Replayed"
+HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 def iso(value: datetime | None) -> str | None:
@@ -33,8 +33,7 @@ def now() -> str:
 async def health(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"status": "healthy", "service": SERVICE_NAME, "timestamp": now(), "database": "ok"}
     try:
-        async with request.app[POOL].connection(timeout=2.0) as conn:
-            await conn.execute("SELECT 1")
+        await fetch(request, "SELECT 1", timeout=HEALTH_TIMEOUT_SECONDS)
     except Exception:  # any failure to reach the database makes the service unhealthy, not broken
         body.update(status="unhealthy", database="unreachable")
         return web.json_response(body, status=503)

@@ -39,7 +39,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError, absurd nesting
         raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")

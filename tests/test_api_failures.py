@@ -155,6 +155,10 @@ async def test_lost_connections_are_replaced_transparently(aiohttp_client, db_ur
                           "WHERE datname = current_database() AND application_name = 'wallet-service'"
                           ).fetchone()[0]
     assert killed >= 1
+    health = await client.get("/api/v1/health")
+    assert health.status == 200 and (await health.json())["status"] == "healthy"
+    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND application_name = 'wallet-service'")
     r = await client.post("/api/v1/wallets/topup", json=topup_body())
     assert r.status == 201
     assert (await client.get("/api/v1/wallets/user_alice/balance")).status == 200
