@@ -32,6 +32,45 @@ def _resolve(spec: dict, node: Any) -> Any:
     return node
 
 
+def _type(schema: dict) -> str:
+    text = schema.get("type", "any")
+    if text == "array":
+        text = f"array of {_type(schema.get('items', {}))}"
+    if "format" in schema:
+        text += f" ({schema['format']})"
+    if "enum" in schema:
+        text += ": " + " | ".join(map(str, schema["enum"]))
+    if "minimum" in schema or "maximum" in schema:
+        text += f", {schema.get('minimum', '')}..{schema.get('maximum', '')}"
+    if "maxLength" in schema:
+        text += f", {schema.get('minLength', 0)}..{schema['maxLength']} chars"
+    if schema.get("nullable"):
+        text += ", or null"
+    return text
+
+
+def _rows(schema: dict, prefix: str = "") -> list[str]:
+    """One table row per field, nested objects and arrays of objects flattened as a.b / a[].b."""
+    rows = []
+    required = set(schema.get("required", []))
+    for name, sub in schema.get("properties", {}).items():
+        rows.append(f"<tr><td><code>{escape(prefix + name)}</code></td><td>{escape(_type(sub))}</td>"
+                    f"<td>{'yes' if name in required else 'no'}</td><td>{escape(sub.get('description', ''))}</td></tr>")
+        if sub.get("type") == "object":
+            rows += _rows(sub, f"{prefix}{name}.")
+        elif sub.get("type") == "array" and sub.get("items", {}).get("type") == "object":
+            rows += _rows(sub["items"], f"{prefix}{name}[].")
+    return rows
+
+
+def _fields(schema: dict) -> str:
+    rows = _rows(schema)
+    if not rows:
+        return _pre(schema)
+    return ("<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>"
+            + "".join(rows) + "</table>")
+
+
 def _pre(value: Any) -> str:
     return f"<pre>{escape(json.dumps(value, indent=2))}</pre>"
 
@@ -53,7 +92,7 @@ def _operation(spec: dict, path: str, method: str, op: dict) -> str:
         out.append("</table>")
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     if body:
-        out.append("<p>Request body (JSON):</p>" + _pre(body.get("schema", {})))
+        out.append("<p>Request body (JSON object; other fields are rejected):</p>" + _fields(body.get("schema", {})))
         if "example" in body:
             out.append("<p>Example:</p>" + _pre(body["example"]))
     out.append("<table><tr><th>status</th><th>meaning</th></tr>")
@@ -63,8 +102,7 @@ def _operation(spec: dict, path: str, method: str, op: dict) -> str:
     for status, response in op.get("responses", {}).items():
         content = response.get("content", {}).get("application/json", {})
         if status.startswith("2") and "schema" in content:
-            out.append(f"<details><summary>{escape(status)} response schema</summary>"
-                       f"{_pre(content['schema'])}</details>")
+            out.append(f"<p>{escape(status)} response:</p>{_fields(content['schema'])}")
     out.append("</div>")
     return "\n".join(out)
 
