@@ -143,4 +143,8 @@ def stop(data_dir: Path) -> None:
     data_dir = Path(data_dir).expanduser().resolve()
     srv = PostgresServer._instances.get(data_dir)
     if srv is not None:
+        # the postmaster may have been restarted since (after a kill -9): stop the one running now
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+        if info is not None and _alive(info.pid):
+            srv._postmaster_info = info
         srv.cleanup()

@@ -54,7 +54,13 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> i
 
     # run_app stops on SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish (up to the
     # shutdown timeout), then runs the app's cleanup, which closes the connection pool.
-    web.run_app(app, host=host, port=port, access_log=None, print=ready,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    try:
+        web.run_app(app, host=host, port=port, access_log=None, print=ready,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    finally:
+        if config.database_url is None:
+            from service import embedded
+
+            embedded.stop(config.data_dir)  # unless another process still uses it
     log.info("wallet-service stopped")
     return 0
