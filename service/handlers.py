@@ -12,6 +12,7 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from service import validation
+from service.cursor import encode_cursor
 from service.query import fetch
 
 SERVICE_NAME = "wallet-service"
@@ -99,7 +100,7 @@ async def history(request: web.Request) -> web.Response:
                           "balance_after": r["balance_after"], "reference_id": r["reference_id"],
                           "created_at": iso(r["created_at"]), "description": r["description"]} for r in page],
         "pagination": {"limit": args["limit"], "offset": args["offset"], "has_more": has_more,
-                       "next_cursor": validation.encode_cursor(page[-1]["entry_id"]) if has_more else None},
+                       "next_cursor": encode_cursor(page[-1]["entry_id"]) if has_more else None},
     })
 
 

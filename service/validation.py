@@ -6,14 +6,13 @@ by the SQL functions.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from service.cursor import decode_cursor
 from service.errors import ApiError, validation_error
 
 MAX_AMOUNT = 2**53 - 1  # 9007199254740991: exact in every JSON client
@@ -169,25 +168,3 @@ def reference(value: str) -> str:
     errors.raise_any()
     assert ref is not None
     return ref
-
-
-_CURSOR_PREFIX = "e1:"
-
-
-def encode_cursor(entry_id: int) -> str:
-    """An opaque continuation token for the entries older than entry_id."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{entry_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int | None:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError):
-        return None
-    digits = text.removeprefix(_CURSOR_PREFIX)
-    if not text.startswith(_CURSOR_PREFIX) or not (digits.isascii() and digits.isdigit()):
-        return None
-    value = int(digits)
-    if not 1 <= value <= 2**63 - 1 or encode_cursor(value) != cursor:
-        return None
-    return value
