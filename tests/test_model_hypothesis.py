@@ -65,7 +65,7 @@ any_amount = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
 )
 op_value = st.sampled_from(["stripe", "paypal", "DAILY_LOGIN", "sword_01", "x" * 128])
-nul_free = st.characters(exclude_characters="\x00")  # PostgreSQL text cannot hold NUL
+nul_free = st.characters(codec="utf-8", exclude_characters="\x00")  # valid UTF-8 PostgreSQL can hold
 metadata = st.one_of(st.none(), st.dictionaries(st.text(nul_free, max_size=5),
                                                 st.integers() | st.text(nul_free, max_size=5), max_size=3))
 # hostile ids: empty, too long, NUL-free unicode of any length
