@@ -60,7 +60,9 @@ class Server:
                     return
             except OSError:
                 pass
-            assert time.monotonic() < deadline, f"serve did not come up:\n{log.read_text()}"
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                pytest.fail(f"serve did not come up:\n{log.read_text()}")
             time.sleep(0.2)
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
