@@ -38,6 +38,12 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     return 1 if violations else 0
 
 
+def cmd_torture(args: argparse.Namespace, config: Config) -> int:
+    from service import torture
+
+    return torture.main(args)
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from service import server
 
@@ -72,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Run wallet_verify() and print every violation; exits 1 if there "
                             "is any, 0 when the ledger is healthy.")
     verify.set_defaults(func=cmd_verify)
+
+    from service.torture import add_arguments as add_torture_arguments
+
+    torture = sub.add_parser("torture", help="load + fault injection (kill -9 service/PostgreSQL) + integrity check",
+                             description="Start a PostgreSQL of its own (fsync on) and the service, drive the "
+                             "HTTP API with concurrent retrying clients while killing the service, the postmaster "
+                             "and database sessions, then check every acknowledged transaction, the balances "
+                             "against a model, and wallet_verify(). Exits 1 on any violation.")
+    add_torture_arguments(torture)
+    torture.set_defaults(func=cmd_torture)
     return parser
 
 
