@@ -426,6 +426,20 @@ class Workload:
 
 # ---------------------------------------------------------------------------------------------- faults
 
+async def restart_postgres(pg: Postgres, timeout: float = 300.0) -> None:
+    """Start PostgreSQL again (crash recovery), however many tries it takes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await asyncio.to_thread(pg.start)
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the old postmaster's children still exiting
+            if time.monotonic() > deadline:
+                raise
+            log.warning("PostgreSQL did not start yet (%s); trying again", exc)
+            await asyncio.sleep(1.0)
+
+
 class Faults:
     def __init__(self, options: Options, rng: random.Random, pg: Postgres, service: Service, stats: Stats,
                  session: aiohttp.ClientSession):
@@ -457,9 +471,11 @@ class Faults:
             if not self.pg.kill():
                 return
             self.stats.faults["postgres kill -9"] += 1
-            log.info("fault: postmaster killed")
-            await asyncio.sleep(self.rng.uniform(0, 1.0))
-            await asyncio.to_thread(self.pg.start)
+            # mostly a quick restart; sometimes a longer outage, past the service's pool timeout (503s)
+            outage = self.rng.uniform(0, 1.0) if self.rng.random() < 0.75 else self.rng.uniform(5, 8)
+            log.info("fault: postmaster killed, restarting it in %.1f s", outage)
+            await asyncio.sleep(outage)
+            await restart_postgres(self.pg)
 
     async def terminate_backends(self) -> None:
         try:
@@ -695,7 +711,7 @@ async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict:
                 await service.start(session)
             await asyncio.gather(*clients)
         load_seconds = time.monotonic() - started
-        await asyncio.to_thread(pg.start)  # up (it is, unless the last fault is still recovering)
+        await restart_postgres(pg)  # up (it is, unless the last fault is still recovering)
         resolution = await check(workload, stats, session, pg, run_id)
         settings_after, problems_after = await asyncio.to_thread(check_durability, url, f"{run_id}-probe")
         for problem in problems_after:
@@ -706,7 +722,9 @@ async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict:
     summary = {
         "seed": seed,
         "run_id": run_id,
+        "command": "wallet-service " + " ".join(sys.argv[1:]),
         "duration_seconds": round(load_seconds, 1),
+        "operations_per_second": round(sum(stats.operations.values()) / max(options.duration, 1e-9)),
         "clients": options.clients,
         "hot_players": options.hot_players,
         "cold_players": options.cold_players,
@@ -747,7 +765,8 @@ def print_summary(s: dict) -> None:
     lines = [
         f"torture: seed {s['seed']}, run {s['run_id']}: {s['duration_seconds']} s, {s['clients']} clients, "
         f"{s['hot_players']} hot + {s['cold_players']} cold players",
-        f"operations:            {s['operations']} ({', '.join(f'{k} {v}' for k, v in sorted(s['operations_by_kind'].items()))})",
+        f"operations:            {s['operations']} ({', '.join(f'{k} {v}' for k, v in sorted(s['operations_by_kind'].items()))}; "
+        f"{s['operations_per_second']}/s)",
         f"attempts:              {s['attempts']} (retries {s['retries']}, overlapping double sends "
         f"{s['overlapping_sends']}, keys sent more than once {s['retried_keys']}, abandoned by the client "
         f"{s['abandoned']})",
