@@ -8,7 +8,7 @@ pass wallet_verify().
 
 The operations are read from service/openapi.json for test collection; the test checks that the service
 serves exactly that document at /api/v1/openapi.json. `WALLET_SCHEMATHESIS_EXAMPLES` sets the number of
-examples per operation and mode (default 40).
+examples per operation and mode (default 40); the coverage phase's deterministic cases run in full.
 
 (schemathesis's own pytest integration, `schemathesis.pytest.from_fixture`, does not work with pytest 9: it
 sets `request.node._nodeid`. Hypothesis's @given over `APIOperation.as_strategy()` does the same work.)
@@ -149,6 +149,20 @@ def test_operation_conforms_to_the_document(operation, mode, service):
 
     run()
     assert seen, "schemathesis sent no request"
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
+def test_operation_coverage_cases(operation, service):
+    """schemathesis's coverage phase: boundary values of every documented parameter and field, each
+    required one missing, wrong types, and methods the path does not have."""
+    base, _ = service
+    cases = list(DOCUMENT.iter_coverage_cases(operation, generation_modes=list(GenerationMode),
+                                              generation_config=DOCUMENT.config.generation_for(operation=operation)))
+    assert cases
+    for case in cases:
+        follow_cross_field_rules(case, case.meta.generation.mode if case.meta else GenerationMode.POSITIVE)
+        response = case.call_and_validate(base_url=base)
+        assert response.status_code < 500, response.text
 
 
 def test_no_5xx_was_logged_and_the_ledger_is_healthy(service, module_db_url):
