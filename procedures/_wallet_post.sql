@@ -33,21 +33,31 @@ DECLARE
     v_sign bigint;
     v_result wallet_posting;
 BEGIN
-    -- validate every argument before touching any row
-    PERFORM _wallet_check_id('user_id', p_user_id);
-    PERFORM _wallet_check_id('reference_id', p_reference_id);
-    IF p_asset_code IS NULL THEN
-        PERFORM _wallet_invalid_argument('asset_code', 'is required');
-    END IF;
-    IF p_amount IS NULL OR p_amount < 1 OR p_amount > 9007199254740991 THEN
-        PERFORM _wallet_invalid_argument('amount',
-            format('must be an integer from 1 to 9007199254740991, not %s', coalesce(p_amount::text, 'null')));
-    END IF;
-    PERFORM _wallet_check_id('payment_method', p_payment_method, false);
-    PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
-    PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');
-    IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
-        PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
+    -- validate every argument before touching any row: one expression for the common, valid call; the
+    -- per-argument checks (which raise the precise WL006) only when something is wrong
+    IF p_user_id IS NULL OR length(p_user_id) NOT BETWEEN 1 AND 128
+       OR p_reference_id IS NULL OR length(p_reference_id) NOT BETWEEN 1 AND 128
+       OR p_asset_code IS NULL
+       OR p_amount IS NULL OR p_amount NOT BETWEEN 1 AND 9007199254740991
+       OR length(p_payment_method) NOT BETWEEN 1 AND 128
+       OR (p_bonus_type IS NULL AND p_type = 'BONUS') OR length(p_bonus_type) NOT BETWEEN 1 AND 128
+       OR (p_item_id IS NULL AND p_type = 'SPEND') OR length(p_item_id) NOT BETWEEN 1 AND 128
+       OR jsonb_typeof(p_metadata) <> 'object' THEN
+        PERFORM _wallet_check_id('user_id', p_user_id);
+        PERFORM _wallet_check_id('reference_id', p_reference_id);
+        IF p_asset_code IS NULL THEN
+            PERFORM _wallet_invalid_argument('asset_code', 'is required');
+        END IF;
+        IF p_amount IS NULL OR p_amount < 1 OR p_amount > 9007199254740991 THEN
+            PERFORM _wallet_invalid_argument('amount',
+                format('must be an integer from 1 to 9007199254740991, not %s', coalesce(p_amount::text, 'null')));
+        END IF;
+        PERFORM _wallet_check_id('payment_method', p_payment_method, false);
+        PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
+        PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');
+        IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
+            PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
+        END IF;
     END IF;
 
     -- a retried key is answered from the transaction that holds it, without taking any lock
@@ -57,17 +67,17 @@ BEGIN
                               p_payment_method, p_bonus_type, p_item_id);
     END IF;
 
-    IF NOT EXISTS (SELECT 1 FROM assets a WHERE a.code = p_asset_code) THEN
-        RAISE EXCEPTION 'asset % not found', p_asset_code
-            USING ERRCODE = 'WL003', DETAIL = json_build_object('asset_code', p_asset_code)::text;
-    END IF;
-
     -- lock the player's wallet: the one row this posting locks, waited for up to lock_timeout
     SELECT w.id, w.balance INTO v_wallet_id, v_balance
       FROM wallets w
      WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
        FOR UPDATE;
     IF NOT FOUND THEN
+        -- only now can the asset be unknown: a wallet in it exists, so it does (foreign key)
+        IF NOT EXISTS (SELECT 1 FROM assets a WHERE a.code = p_asset_code) THEN
+            RAISE EXCEPTION 'asset % not found', p_asset_code
+                USING ERRCODE = 'WL003', DETAIL = json_build_object('asset_code', p_asset_code)::text;
+        END IF;
         IF p_type = 'SPEND' THEN
             IF NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = p_user_id) THEN
                 RAISE EXCEPTION 'player % has no wallet', p_user_id
@@ -139,13 +149,15 @@ BEGIN
 
     UPDATE wallets w SET balance = v_new_balance, updated_at = v_tx.created_at WHERE w.id = v_wallet_id;
 
-    -- both legs in one statement: the ledger's trigger requires each INSERT to sum to zero
+    -- both legs in one statement: the ledger's trigger requires each INSERT to sum to zero.
+    -- "kind <> 'PLAYER'" is implied by v_system_kind, but spelled out it lets the cached generic plan use
+    -- the partial index wallets_system_asset_kind_key; without it this INSERT was re-planned on every call
     INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, created_at)
     SELECT v_tx.id, v_wallet_id, p_asset_code, v_sign * p_amount, v_new_balance, v_tx.created_at
     UNION ALL
     SELECT v_tx.id, s.id, p_asset_code, -v_sign * p_amount, NULL, v_tx.created_at
       FROM wallets s
-     WHERE s.asset_code = p_asset_code AND s.kind = v_system_kind;
+     WHERE s.asset_code = p_asset_code AND s.kind = v_system_kind AND s.kind <> 'PLAYER';
 
     v_result := (v_tx.id, p_user_id, p_asset_code, p_amount, v_new_balance, p_type, v_tx.created_at, false);
     RETURN v_result;

@@ -15,6 +15,8 @@ CREATE OR REPLACE FUNCTION wallet_history(
 RETURNS TABLE (entry_id bigint, transaction_id uuid, type transaction_type, amount bigint,
                balance_after bigint, reference_id text, created_at timestamptz, description text)
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_wallet_id bigint;
 BEGIN
     IF p_asset_code IS NULL THEN
         PERFORM _wallet_invalid_argument('asset_code', 'is required');
@@ -26,16 +28,34 @@ BEGIN
         PERFORM _wallet_invalid_argument('offset', 'must be a non-negative integer');
     END IF;
     PERFORM _wallet_require_player(p_user_id, p_asset_code);
-    -- walk the (wallet_id, id) index backwards from the cursor; a player with no wallet in this
-    -- asset simply has no entries
-    RETURN QUERY
-        SELECT e.id, t.id, t.type, t.amount, e.balance_after, t.reference_id, t.created_at, t.description
-          FROM wallets w
-          JOIN ledger_entries e ON e.wallet_id = w.id
-          JOIN transactions t ON t.id = e.transaction_id
-         WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
-           AND (p_before_entry_id IS NULL OR e.id < p_before_entry_id)
-         ORDER BY e.id DESC
-         LIMIT p_limit OFFSET p_offset;
+    -- the wallet first, as its own statement: with its id known, the page is read straight off the
+    -- (wallet_id, id) index, newest first, and stops after offset + limit entries (joined with the
+    -- wallet, the planner cannot tell a whale's 10^6 entries from a typical wallet's few and sorted them
+    -- all). A player with no wallet in this asset simply has no entries.
+    SELECT w.id INTO v_wallet_id FROM wallets w WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code;
+    -- coalesce rather than "IS NULL OR" keeps the cursor an index bound in the cached generic plan
+    IF p_offset = 0 THEN
+        -- first page, or any page by cursor: walk the index backwards from the cursor
+        RETURN QUERY
+            SELECT e.id, t.id, t.type, t.amount, e.balance_after, t.reference_id, t.created_at, t.description
+              FROM ledger_entries e
+              JOIN transactions t ON t.id = e.transaction_id
+             WHERE e.wallet_id = v_wallet_id
+               AND e.id < coalesce(p_before_entry_id, 9223372036854775807)
+             ORDER BY e.id DESC
+             LIMIT p_limit;
+    ELSE
+        -- an offset: skip over the entries' ids alone (an index-only scan), then read the page's rows
+        RETURN QUERY
+            SELECT e.id, t.id, t.type, t.amount, e.balance_after, t.reference_id, t.created_at, t.description
+              FROM (SELECT p.id FROM ledger_entries p
+                     WHERE p.wallet_id = v_wallet_id
+                       AND p.id < coalesce(p_before_entry_id, 9223372036854775807)
+                     ORDER BY p.id DESC
+                     LIMIT p_limit OFFSET p_offset) page
+              JOIN ledger_entries e ON e.id = page.id
+              JOIN transactions t ON t.id = e.transaction_id
+             ORDER BY e.id DESC;
+    END IF;
 END;
 $$;

@@ -38,6 +38,12 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     return 1 if violations else 0
 
 
+def cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from service.bench import run
+
+    return run.main(args, config.database_url)
+
+
 def cmd_torture(args: argparse.Namespace, config: Config) -> int:
     from service import torture
 
@@ -88,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "against a model, and wallet_verify(). Exits 1 on any violation.")
     add_torture_arguments(torture)
     torture.set_defaults(func=cmd_torture)
+
+    from service.bench.options import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser("bench", help="benchmark: SQL and HTTP load, ledger growth; writes docs/benchmarks.md",
+                           description="Start a PostgreSQL of its own (fsync on), or use DATABASE_URL (a scratch "
+                           "database: bench players are written into it), then measure throughput and latency "
+                           "with pgbench and wrk and read latency as the ledger grows. Writes a Markdown report "
+                           "and a PNG chart. Needs the `bench` extra.")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,54 @@
+-- Shared by every wrk scenario (the scenario's request() is appended after this file):
+-- a random pre-funded player, a unique reference id per request, and one summary line at the end.
+local threads = {}
+
+function setup(thread)
+   thread:set("tid", #threads + 1)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   players = tonumber(args[1]) or 10000
+   math.randomseed(os.time() * 1000 + tid)
+   prefix = string.format("http-%d-%d-%d", os.time(), tid, math.random(1, 1000000000))
+   counter = 0
+end
+
+function player()
+   return "bench_" .. math.random(1, players)
+end
+
+function reference()
+   counter = counter + 1
+   return prefix .. "-" .. counter
+end
+
+json_headers = { ["Content-Type"] = "application/json" }
+
+function topup(user)
+   return wrk.format("POST", "/api/v1/wallets/topup", json_headers, string.format(
+      '{"user_id":"%s","asset_code":"GOLD_COINS","amount":10,"reference_id":"%s","payment_method":"bench"}',
+      user, reference()))
+end
+
+function spend(user)
+   return wrk.format("POST", "/api/v1/wallets/spend", json_headers, string.format(
+      '{"user_id":"%s","asset_code":"GOLD_COINS","amount":1,"reference_id":"%s","item_id":"bench_item"}',
+      user, reference()))
+end
+
+function balance(user)
+   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/balance?asset_code=GOLD_COINS")
+end
+
+function history(user)
+   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/transactions?asset_code=GOLD_COINS&limit=50")
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      "WRKRESULT requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d p50=%d p95=%d p99=%d\n",
+      summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end

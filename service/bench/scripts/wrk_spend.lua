@@ -1,0 +1,1 @@
+function request() return spend(player()) end

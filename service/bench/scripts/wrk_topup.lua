@@ -1,0 +1,1 @@
+function request() return topup(player()) end
