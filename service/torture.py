@@ -763,6 +763,7 @@ async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict:
 def print_summary(s: dict) -> None:
     f = s["faults"]
     lines = [
+        f"command:               {s['command']}",
         f"torture: seed {s['seed']}, run {s['run_id']}: {s['duration_seconds']} s, {s['clients']} clients, "
         f"{s['hot_players']} hot + {s['cold_players']} cold players",
         f"operations:            {s['operations']} ({', '.join(f'{k} {v}' for k, v in sorted(s['operations_by_kind'].items()))}; "
