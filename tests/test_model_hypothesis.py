@@ -24,7 +24,6 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     consumes,
-    initialize,
     invariant,
     multiple,
     precondition,
@@ -44,7 +43,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "wallet-long", max_examples=1000, stateful_step_count=80, deadline=None,
+    "wallet-long", max_examples=500, stateful_step_count=60, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 PROFILE = settings.get_profile("wallet-" + os.environ.get("WALLET_HYPOTHESIS_PROFILE", "ci"))

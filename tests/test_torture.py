@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import psycopg
-import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
