@@ -14,7 +14,11 @@ CREATE OR REPLACE FUNCTION wallet_history(
     p_before_entry_id bigint DEFAULT NULL)
 RETURNS TABLE (entry_id bigint, transaction_id uuid, type transaction_type, amount bigint,
                balance_after bigint, reference_id text, created_at timestamptz, description text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+-- one generic plan per session: with custom plans, PostgreSQL re-planned the page query on every call for
+-- a player with many entries (its statistics make a custom plan look cheaper), costing more than the read
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_wallet_id bigint;
 BEGIN

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP-level scenarios")
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"),
                         help="Markdown report (default docs/benchmarks.md)")
-    parser.add_argument("--chart", type=Path, default=Path("docs/benchmarks.png"),
-                        help="PNG chart (default docs/benchmarks.png)")
+    parser.add_argument("--chart", type=lambda s: Path(s) if s else None, default=Path("docs/benchmarks.png"),
+                        help="PNG chart (default docs/benchmarks.png; '' for none)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the bench server keeps its data (default: a temporary folder, removed)")

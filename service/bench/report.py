@@ -157,7 +157,8 @@ def chart(results: list[Result], growth: list[Result], path: Path) -> None:
     right.set_xlabel("ledger entries")
     right.set_ylabel("p50 latency (ms)")
     right.set_title("Read latency by ledger size")
-    right.legend(fontsize=8)
+    if growth:
+        right.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
