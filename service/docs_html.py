@@ -18,17 +18,20 @@ vertical-align:top}nav a{margin-right:1em}
 """
 
 
-def _resolve(spec: dict, node: Any) -> Any:
-    """Inline every local $ref (the page shows schemas whole)."""
+def _resolve(spec: dict, node: Any, expanding: frozenset[str] = frozenset()) -> Any:
+    """Inline every local $ref (the page shows schemas whole); a recursive one stays a $ref inside itself."""
     if isinstance(node, dict):
         if "$ref" in node:
+            ref = node["$ref"]
+            if ref in expanding:
+                return dict(node)
             target: Any = spec
-            for part in node["$ref"].lstrip("#/").split("/"):
+            for part in ref.lstrip("#/").split("/"):
                 target = target[part]
-            return _resolve(spec, target)
-        return {k: _resolve(spec, v) for k, v in node.items()}
+            return _resolve(spec, target, expanding | {ref})
+        return {k: _resolve(spec, v, expanding) for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve(spec, v) for v in node]
+        return [_resolve(spec, v, expanding) for v in node]
     return node
 
 

@@ -45,6 +45,25 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+UNSTORABLE = "must not contain NUL (\\u0000) or unpaired surrogate (\\ud800-\\udfff) characters"
+
+
+def storable(text: str) -> bool:
+    """PostgreSQL text and jsonb hold neither NUL nor unpaired UTF-16 surrogates (JSON can spell both)."""
+    return "\x00" not in text and not any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def storable_json(value: Any) -> bool:
+    """Every string of a parsed JSON value, object keys included, is storable."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return all(storable(k) and storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable_json(v) for v in value)
+    return True
+
+
 class Errors:
     """Collects every problem of one request, then raises them together."""
 
@@ -68,6 +87,8 @@ class Errors:
             self.add(field, "must be a string")
         elif not 1 <= len(value) <= MAX_ID_LENGTH:
             self.add(field, f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
+        elif not storable(value):
+            self.add(field, UNSTORABLE)
         else:
             return value
         return None
@@ -108,6 +129,8 @@ def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) ->
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         errors.add("metadata", "must be a JSON object")
+    elif metadata is not None and not storable_json(metadata):
+        errors.add("metadata", UNSTORABLE)
     args["metadata"] = metadata
     errors.raise_any()
     return args
