@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=20, help="seconds per scenario (default 20)")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="split each scenario's seconds into this many interleaved rounds (default 4)")
+    parser.add_argument("--duration", type=float, default=30, help="seconds per scenario (default 30)")
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="split each scenario's seconds into this many interleaved rounds (default 6)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--players", type=int, default=10_000, help="pre-funded players (default 10000)")
     parser.add_argument("--scale", type=int, default=10, help="pgbench -i scale of the tpcb-like reference "

@@ -56,6 +56,7 @@ def _reset_statements(url: str) -> bool:
 
 def main(args: argparse.Namespace, database_url: str | None = None) -> int:
     started = time.monotonic()
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     logging.getLogger().setLevel(logging.WARNING)  # migrations' INFO lines would break the progress bar
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     http = not args.no_http and httpload.service_available()
@@ -143,7 +144,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 f"--{k.replace('_', '-')} {v}" for k, v in (("duration", args.duration), ("rounds", args.rounds),
                                                            ("clients", args.clients), ("sizes", args.sizes))),
             "elapsed": time.monotonic() - started,
-            "machine": report.machine(),
+            "machine": report.machine() | {"load average at start": load_at_start},
             "server": {("PostgreSQL " + k if k != "version" else "PostgreSQL"): v
                        for k, v in pgserver.describe(wallet_url).items()}
             | {"server": "started by the bench (Debian binaries, run as postgres)" if server
