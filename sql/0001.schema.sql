@@ -215,6 +215,25 @@ CREATE CONSTRAINT TRIGGER ledger_entries_balance_matches_wallet
     FOR EACH ROW WHEN (NEW.balance_after IS NOT NULL)
     EXECUTE FUNCTION _wallet_check_entry_stored_balance();
 
+-- A transaction commits with its ledger entries or not at all: a bare transactions row would hold a
+-- reference id (answering replays with no balance) while moving no money.
+CREATE FUNCTION _wallet_check_transaction_has_entries() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = NEW.id) THEN
+        RAISE EXCEPTION 'transaction % (reference id %) has no ledger entries', NEW.id, NEW.reference_id
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE CONSTRAINT TRIGGER transactions_have_entries
+    AFTER INSERT ON transactions
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW
+    EXECUTE FUNCTION _wallet_check_transaction_has_entries();
+
 -- ---------------------------------------------------------------- views
 
 -- System wallet balances, derived from their entries (see the note on wallets).

@@ -2,7 +2,7 @@
 -- ledger (WL008), zero-sum inserts, the balance_after chain, stored balance = ledger at commit,
 -- non-negative and limited player balances.
 BEGIN;
-SELECT plan(34);
+SELECT plan(36);
 
 -- a player's wallet id
 CREATE FUNCTION pg_temp.wallet_of(p_user_id text, p_asset_code text) RETURNS bigint
@@ -167,6 +167,18 @@ SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance
     '23514', NULL, 'a player wallet must store a balance');
 
 SELECT is_empty('SELECT * FROM wallet_verify()', 'the ledger is healthy after every refused change');
+
+-- (last: the bare transaction stays in this rolled-back transaction, where wallet_verify would see it)
+-- ---------------------------------------------------------------- a transaction has entries, at commit
+
+SELECT lives_ok($$INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
+                  VALUES ('00000000-0000-0000-0000-0000000000e0', 'bare_tx', 'TOPUP', 'user_bob', 'GOLD_COINS',
+                          5, 'no entries')$$,
+    'the has-entries check is deferred: a bare transaction row is accepted by the statement');
+SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
+    'transaction 00000000-0000-0000-0000-0000000000e0 (reference id bare_tx) has no ledger entries',
+    'a transaction without ledger entries cannot commit');
+SET CONSTRAINTS ALL DEFERRED;
 
 SELECT * FROM finish();
 ROLLBACK;
