@@ -143,7 +143,7 @@ BEGIN
                                                  'limit', 9007199254740991)::text;
         END IF;
         v_sign := 1;
-        v_system_kind := CASE p_type WHEN 'BONUS' THEN 'BONUS_POOL' ELSE 'TREASURY' END;
+        v_system_kind := CASE p_type WHEN 'BONUS' THEN 'BONUS_POOL'::wallet_kind ELSE 'TREASURY'::wallet_kind END;
     END IF;
     v_new_balance := v_balance + v_sign * p_amount;
 
