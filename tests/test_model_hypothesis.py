@@ -253,7 +253,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(type=op, user=st.one_of(st.none(), hostile_text), key=st.one_of(st.none(), hostile_text),
           asset=st.one_of(st.none(), asset_or_unknown), value=st.one_of(st.none(), hostile_text),
-          meta=st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2), st.text(max_size=3)))
+          meta=st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2), st.text(nul_free, max_size=3)))
     def post_hostile(self, type, user, key, asset, value, meta):
         """Hostile ids and metadata: WL006 (or, when they happen to be valid, an ordinary posting)."""
         if key is not None and 1 <= len(key) <= 128:
