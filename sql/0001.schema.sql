@@ -119,7 +119,9 @@ CREATE TRIGGER transactions_no_truncate BEFORE TRUNCATE ON transactions
 
 -- Every INSERT into ledger_entries must be balanced by itself: per (transaction, asset) its rows sum
 -- to zero, so no committed transaction can hold an unbalanced set of entries. Player entries must
--- continue their wallet's balance_after chain; system entries carry no balance_after.
+-- continue their wallet's balance_after chain, and a wallet's newest entry must record the balance the
+-- wallet stores (so the wallet is updated first, then its entry inserted, as _wallet_post does); system
+-- entries carry no balance_after.
 CREATE FUNCTION _wallet_check_new_entries() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -138,7 +140,10 @@ BEGIN
     END IF;
 
     -- balance_after continues the wallet's previous entry (player wallets only)
-    SELECT n.id, n.wallet_id, n.balance_after, prev.balance_after AS previous, w.kind INTO v_bad
+    SELECT n.id, n.wallet_id, n.balance_after, prev.balance_after AS previous, w.kind, w.balance,
+           w.user_id, w.asset_code,
+           n.balance_after IS NOT DISTINCT FROM coalesce(prev.balance_after, 0) + n.amount AS chained
+      INTO v_bad
       FROM new_entries n
       JOIN wallets w ON w.id = n.wallet_id
       LEFT JOIN LATERAL (
@@ -147,9 +152,17 @@ BEGIN
              ORDER BY p.id DESC LIMIT 1) prev ON true
      WHERE CASE WHEN w.kind = 'PLAYER'
                 THEN n.balance_after IS DISTINCT FROM coalesce(prev.balance_after, 0) + n.amount
+                     -- the wallet's newest entry of this statement records its stored balance
+                     OR (n.balance_after IS DISTINCT FROM w.balance
+                         AND n.id = (SELECT max(l.id) FROM new_entries l WHERE l.wallet_id = n.wallet_id))
                 ELSE n.balance_after IS NOT NULL END
      LIMIT 1;
-    IF FOUND THEN
+    IF FOUND AND v_bad.chained AND v_bad.kind = 'PLAYER' THEN
+        RAISE EXCEPTION 'ledger entry % records balance_after % but wallet % (%, %) stores %',
+            v_bad.id, v_bad.balance_after, v_bad.wallet_id, v_bad.user_id, v_bad.asset_code, v_bad.balance
+            USING ERRCODE = 'check_violation',
+                  HINT = 'update the wallet''s balance first, then insert its entry';
+    ELSIF FOUND THEN
         RAISE EXCEPTION 'ledger entry % breaks the balance chain of wallet % (% wallet): balance_after % after %',
             v_bad.id, v_bad.wallet_id, v_bad.kind, v_bad.balance_after, coalesce(v_bad.previous, 0)
             USING ERRCODE = 'check_violation';
@@ -163,7 +176,8 @@ CREATE TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
     FOR EACH STATEMENT EXECUTE FUNCTION _wallet_check_new_entries();
 
 -- A player's stored balance always equals the balance_after of the wallet's newest entry, checked
--- when the transaction commits (the entry is written after the balance update).
+-- when the transaction commits (the entry is written after the balance update): a balance changed
+-- without an entry cannot commit. (An entry without the balance update is refused by the INSERT trigger.)
 CREATE FUNCTION _wallet_check_stored_balance() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -188,32 +202,6 @@ CREATE CONSTRAINT TRIGGER wallets_balance_matches_ledger
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW WHEN (NEW.kind = 'PLAYER')
     EXECUTE FUNCTION _wallet_check_stored_balance();
-
--- The same check from the ledger's side: a player entry written without the matching update of the
--- wallet's stored balance cannot commit either (player entries are the ones with a balance_after).
-CREATE FUNCTION _wallet_check_entry_stored_balance() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_wallet wallets;
-    v_ledger bigint;
-BEGIN
-    SELECT w.* INTO v_wallet FROM wallets w WHERE w.id = NEW.wallet_id;
-    SELECT e.balance_after INTO v_ledger
-      FROM ledger_entries e WHERE e.wallet_id = NEW.wallet_id ORDER BY e.id DESC LIMIT 1;
-    IF v_wallet.balance IS DISTINCT FROM v_ledger THEN
-        RAISE EXCEPTION 'stored balance % of wallet % (%, %) does not match its ledger (%)',
-            v_wallet.balance, NEW.wallet_id, v_wallet.user_id, v_wallet.asset_code, v_ledger
-            USING ERRCODE = 'check_violation';
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
-CREATE CONSTRAINT TRIGGER ledger_entries_balance_matches_wallet
-    AFTER INSERT ON ledger_entries
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW WHEN (NEW.balance_after IS NOT NULL)
-    EXECUTE FUNCTION _wallet_check_entry_stored_balance();
 
 -- A transaction commits with its ledger entries or not at all: a bare transactions row would hold a
 -- reference id (answering replays with no balance) while moving no money.

@@ -110,7 +110,6 @@ def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Conne
         "_wallet_reject_ledger_change": "ledger_entries",
         "_wallet_check_new_entries": "ledger_entries",
         "_wallet_check_stored_balance": "wallets",
-        "_wallet_check_entry_stored_balance": "ledger_entries",
         "_wallet_check_transaction_has_entries": "transactions",
     }, "every trigger function is checked against its table"
     new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")

@@ -122,21 +122,26 @@ SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
 UPDATE wallets SET balance = 25000 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
 SET CONSTRAINTS ALL DEFERRED;
 
--- a player entry written without updating the stored balance cannot commit either
+-- a player entry written without updating the stored balance first is refused by the INSERT
 INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
 VALUES ('00000000-0000-0000-0000-0000000000a2', 'lc_manual_2', 'TOPUP', 'user_charlie', 'GOLD_COINS', 5, 'manual');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', 5, 25005),
+                    ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', -5, NULL)$$,
+           pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23514',
+    format('ledger entry %s records balance_after 25005 but wallet %s (user_charlie, GOLD_COINS) stores 25000',
+           (SELECT last_value + 1 FROM ledger_entries_id_seq), pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
+    'an entry without the matching stored balance update is refused');
+UPDATE wallets SET balance = 25005 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
 SELECT lives_ok(
     format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
              VALUES ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', 5, 25005),
                     ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', -5, NULL)$$,
            pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
-    'balanced entries continuing the chain pass the statement checks');
-SELECT throws_ok('SET CONSTRAINTS ALL IMMEDIATE', '23514',
-    format('stored balance 25000 of wallet %s (user_charlie, GOLD_COINS) does not match its ledger (25005)',
-           pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
-    'an entry without the matching stored balance update cannot commit');
-UPDATE wallets SET balance = 25005 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
-SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'once the stored balance follows the ledger, the checks pass');
+    'the same entries pass once the stored balance was updated first');
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and every deferred check passes at commit');
 SET CONSTRAINTS ALL DEFERRED;
 
 -- a player wallet opened directly with a balance but no entries
