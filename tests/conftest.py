@@ -25,17 +25,22 @@ def pg_bindir() -> Path:
     return found[-1].parent
 
 
-def ensure_pgtap() -> None:
-    """pgTAP is pure SQL packaged by Debian; install it if this machine lacks it."""
+def ensure_extension_package(extension: str, package: str) -> None:
+    """Install Debian's postgresql-<version>-<package> for the test server if `extension` is missing."""
     version = pg_bindir().parent.name
-    if not Path(f"/usr/share/postgresql/{version}/extension/pgtap.control").exists():
+    if not Path(f"/usr/share/postgresql/{version}/extension/{extension}.control").exists():
         apt = shutil.which("apt-get")
         if apt is None:
-            raise RuntimeError(f"pgTAP is not installed for PostgreSQL {version} and apt-get is missing")
-        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-pgtap"]
+            raise RuntimeError(f"{extension} is not installed for PostgreSQL {version} and apt-get is missing")
+        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-{package}"]
         if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
             subprocess.run([apt, "update"], check=True)
             subprocess.run(install, check=True)
+
+
+def ensure_pgtap() -> None:
+    """pgTAP is pure SQL packaged by Debian; install it if this machine lacks it."""
+    ensure_extension_package("pgtap", "pgtap")
 
 
 def url_of(info) -> str:

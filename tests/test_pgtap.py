@@ -16,6 +16,7 @@ import pytest
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 SQL_FILES = sorted(SQL_DIR.glob("*.sql"))
+PRELUDE = SQL_DIR / "helpers" / "prelude.sql"  # shared helper functions, created before each file
 
 PLAN = re.compile(r"^1\.\.(\d+)$")
 OK = re.compile(r"^ok \d+\b")
@@ -26,7 +27,8 @@ def run_tap(url: str, path: Path) -> list[str]:
     """Execute one pgTAP file (it holds its own BEGIN/ROLLBACK); every line of every result set."""
     lines: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
-        # no parameters: psycopg sends the file as one simple query, so it may hold many statements
+        # no parameters: psycopg sends a file as one simple query, so it may hold many statements
+        cur.execute(PRELUDE.read_text())
         cur.execute(path.read_text())
         while True:
             if cur.description is not None:

@@ -10,15 +10,13 @@ run's warnings summary without blocking. `plpgsql_check` is installed from Debia
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import pg_bindir
+from conftest import ensure_extension_package
 
 PROCEDURES = Path(__file__).resolve().parent.parent / "procedures"
 
@@ -52,15 +50,7 @@ class PlpgsqlCheckWarning(UserWarning):
 
 def ensure_plpgsql_check() -> None:
     """Install Debian's plpgsql_check for the test server's PostgreSQL version if it is missing."""
-    version = pg_bindir().parent.name
-    if not Path(f"/usr/share/postgresql/{version}/extension/plpgsql_check.control").exists():
-        apt = shutil.which("apt-get")
-        if apt is None:
-            raise RuntimeError(f"plpgsql_check is not installed for PostgreSQL {version} and apt-get is missing")
-        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-plpgsql-check"]
-        if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
-            subprocess.run([apt, "update"], check=True)
-            subprocess.run(install, check=True)
+    ensure_extension_package("plpgsql_check", "plpgsql-check")
 
 
 @pytest.fixture

@@ -4,13 +4,6 @@
 BEGIN;
 SELECT plan(36);
 
--- a player's wallet id
-CREATE FUNCTION pg_temp.wallet_of(p_user_id text, p_asset_code text) RETURNS bigint
-LANGUAGE sql AS $$ SELECT id FROM wallets WHERE user_id = p_user_id AND asset_code = p_asset_code $$;
--- a system wallet's id
-CREATE FUNCTION pg_temp.system_wallet(p_asset_code text, p_kind wallet_kind) RETURNS bigint
-LANGUAGE sql AS $$ SELECT id FROM wallets WHERE asset_code = p_asset_code AND kind = p_kind $$;
-
 -- ---------------------------------------------------------------- append-only (WL008)
 
 SELECT throws_ok($$UPDATE ledger_entries SET amount = amount + 1$$, 'WL008',

@@ -2,20 +2,6 @@
 BEGIN;
 SELECT plan(61);
 
--- the error a statement raises, as JSON (sqlstate, message, detail, column); NULL when it raises none
-CREATE FUNCTION pg_temp.error_of(p_sql text) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE
-    v_state text; v_message text; v_detail text; v_column text;
-BEGIN
-    EXECUTE p_sql;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
-                            v_detail = PG_EXCEPTION_DETAIL, v_column = COLUMN_NAME;
-    RETURN jsonb_build_object('sqlstate', v_state, 'message', v_message, 'detail', v_detail, 'column', v_column);
-END;
-$$;
-
 SELECT has_function('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_topup exists');
 SELECT function_returns('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_posting',
     'it returns one wallet_posting row');

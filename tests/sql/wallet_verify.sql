@@ -3,16 +3,6 @@
 BEGIN;
 SELECT plan(10);
 
--- a player's wallet id
-CREATE FUNCTION pg_temp.wallet_of(p_user_id text, p_asset_code text) RETURNS bigint
-LANGUAGE sql AS $$ SELECT id FROM wallets WHERE user_id = p_user_id AND asset_code = p_asset_code $$;
--- a system wallet's id
-CREATE FUNCTION pg_temp.system_wallet(p_asset_code text, p_kind wallet_kind) RETURNS bigint
-LANGUAGE sql AS $$ SELECT id FROM wallets WHERE asset_code = p_asset_code AND kind = p_kind $$;
--- the id of the transaction holding a reference id
-CREATE FUNCTION pg_temp.tx(p_reference_id text) RETURNS uuid
-LANGUAGE sql AS $$ SELECT id FROM transactions WHERE reference_id = p_reference_id $$;
-
 -- Run p_sql (the damage), collect wallet_verify() as 'invariant|subject|detail' lines, then undo the
 -- damage by rolling back to before p_sql (an exception caught in this block), so every case starts
 -- from the healthy ledger and the damage never reaches the surrounding test transaction.

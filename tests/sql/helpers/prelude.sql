@@ -1,0 +1,26 @@
+-- Helpers for every pgTAP file in tests/sql/: tests/test_pgtap.py runs this on the file's own
+-- connection first, so these session-temporary functions are there for the whole file.
+
+-- the error a statement raises, as JSON (sqlstate, message, detail, column); NULL when it raises none
+CREATE FUNCTION pg_temp.error_of(p_sql text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    v_state text; v_message text; v_detail text; v_column text;
+BEGIN
+    EXECUTE p_sql;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT,
+                            v_detail = PG_EXCEPTION_DETAIL, v_column = COLUMN_NAME;
+    RETURN jsonb_build_object('sqlstate', v_state, 'message', v_message, 'detail', v_detail, 'column', v_column);
+END;
+$$;
+
+-- a player's wallet id
+CREATE FUNCTION pg_temp.wallet_of(p_user_id text, p_asset_code text) RETURNS bigint
+LANGUAGE sql AS $$ SELECT id FROM wallets WHERE user_id = p_user_id AND asset_code = p_asset_code $$;
+-- a system wallet's id
+CREATE FUNCTION pg_temp.system_wallet(p_asset_code text, p_kind wallet_kind) RETURNS bigint
+LANGUAGE sql AS $$ SELECT id FROM wallets WHERE asset_code = p_asset_code AND kind = p_kind $$;
+-- the id of the transaction holding a reference id
+CREATE FUNCTION pg_temp.tx(p_reference_id text) RETURNS uuid
+LANGUAGE sql AS $$ SELECT id FROM transactions WHERE reference_id = p_reference_id $$;
