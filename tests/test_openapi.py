@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-from aiohttp import web
 from openapi_spec_validator import validate
 
 from service import app as app_module
