@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -37,6 +36,8 @@ from typing import Any
 
 import aiohttp
 import psycopg
+
+from service.ports import free_port
 
 log = logging.getLogger("torture")
 
@@ -148,12 +149,6 @@ class Stats:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Postgres:
     """The embedded PostgreSQL (fsync on: its defaults), killed with -9 and started again on demand."""

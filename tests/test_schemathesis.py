@@ -20,7 +20,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from schemathesis.config import SchemathesisConfig
 
 from service import db
 from service.docs import OPENAPI_PATH
+from service.ports import free_port
 
 WALLET_SERVICE = Path(sys.executable).parent / "wallet-service"
 EXAMPLES = int(os.environ.get("WALLET_SCHEMATHESIS_EXAMPLES", "40"))
@@ -53,12 +53,6 @@ OPERATIONS = [result.ok() for result in DOCUMENT.get_all_operations()]
 # (operation, mode): negative inputs only exist for operations that take some input
 CASES = [(op, mode) for op in OPERATIONS for mode in GenerationMode
          if mode is GenerationMode.POSITIVE or list(op.iter_parameters()) or len(op.body)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from service.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 WALLET_SERVICE = Path(sys.executable).parent / "wallet-service"
 SEED_README = ROOT.parent / "shared" / "seed" / "wallet-service-README.md"
 STARTUP_SECONDS = 120  # an upper bound to stop waiting, not a speed requirement
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_curl() -> str:

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.bench.pgserver import free_port
+from service.ports import free_port
 from service.bench.results import Result
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from service.ports import free_port
 
 # Durability stays on: a benchmark with fsync off measures a database nobody runs in production.
 SETTINGS: dict[str, str] = {
@@ -36,12 +37,6 @@ def bindir() -> Path:
         raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql: "
                            "apt-get install -y postgresql-15 (scripts/test does this)")
     return found[-1].parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
