@@ -7,13 +7,13 @@ import logging
 import re
 import time
 import uuid
-from datetime import datetime, timezone
 
 import psycopg
 from aiohttp import web
 from psycopg_pool import PoolTimeout
 
 from service.errors import ApiError, from_db_error
+from service.handlers import now
 from service.keys import REQUEST_ID
 
 access_log = logging.getLogger("service.access")
@@ -40,7 +40,7 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     response = await handler(request)
     response.headers[REQUEST_ID_HEADER] = request_id
     access_log.info(json.dumps({
-        "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": now(),
         "event": "request", "request_id": request_id, "method": request.method, "path": request.path,
         "query": request.query_string or None, "status": response.status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2), "remote": request.remote,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -82,7 +83,7 @@ def conn(db_url: str):
 @pytest.fixture
 def empty_db_url(postgresql_proc) -> str:
     """URL of a brand-new, empty database (no migrations), dropped after the test."""
-    name = "empty_" + __import__("uuid").uuid4().hex[:12]
+    name = "empty_" + uuid.uuid4().hex[:12]
     admin = f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
