@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from service import docs, handlers
-from service.keys import POOL, RETRIES
-from service.middleware import errors, request_context
+from service.appkeys import POOL, RETRIES
+from service.middleware import error_middleware, request_context
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,26 @@ ROUTES = [
 ]
 
 
-def create_app(database_url: str, *, retries: int = 3, pool_min_size: int = 2, pool_max_size: int = 10,
-               pool_timeout: float = POOL_TIMEOUT_SECONDS) -> web.Application:
+def create_app(
+    database_url: str,
+    *,
+    retries: int = 3,
+    pool_min_size: int = 2,
+    pool_max_size: int = 10,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+) -> web.Application:
     """The wallet API on database_url (already migrated); the pool opens and closes with the app."""
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(database_url, min_size=pool_min_size, max_size=pool_max_size,
-                                   timeout=pool_timeout, name="wallet", open=False,
-                                   kwargs={"autocommit": True, "application_name": "wallet-service"})
+        pool = AsyncConnectionPool(
+            database_url,
+            min_size=pool_min_size,
+            max_size=pool_max_size,
+            timeout=pool_timeout,
+            name="wallet",
+            open=False,
+            kwargs={"autocommit": True, "application_name": "wallet-service"},
+        )
         # do not wait for the database: the service starts, and /health says whether it is reachable
         await pool.open(wait=False)
         app[POOL] = pool
@@ -46,7 +58,7 @@ def create_app(database_url: str, *, retries: int = 3, pool_min_size: int = 2, p
         await pool.close()
         log.info("connection pool closed")
 
-    app = web.Application(middlewares=[request_context, errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[request_context, error_middleware], client_max_size=MAX_BODY_BYTES)
     app[RETRIES] = retries
     app.cleanup_ctx.append(pool_ctx)
     app.add_routes(ROUTES)

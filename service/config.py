@@ -28,3 +28,12 @@ class Config:
             pool_max_size=int(env.get("WALLET_POOL_MAX_SIZE", "10")),
             retries=int(env.get("WALLET_RETRIES", "3")),
         )
+
+
+def database_url(config: Config) -> str:
+    """DATABASE_URL if set (no server is ever started then), else the embedded PostgreSQL's URL."""
+    if config.database_url is not None:
+        return config.database_url
+    from service import embedded
+
+    return embedded.start(config.data_dir)

@@ -57,8 +57,10 @@ def _rows(schema: dict, prefix: str = "") -> list[str]:
     rows = []
     required = set(schema.get("required", []))
     for name, sub in schema.get("properties", {}).items():
-        rows.append(f"<tr><td><code>{escape(prefix + name)}</code></td><td>{escape(_type(sub))}</td>"
-                    f"<td>{'yes' if name in required else 'no'}</td><td>{escape(sub.get('description', ''))}</td></tr>")
+        rows.append(
+            f"<tr><td><code>{escape(prefix + name)}</code></td><td>{escape(_type(sub))}</td>"
+            f"<td>{'yes' if name in required else 'no'}</td><td>{escape(sub.get('description', ''))}</td></tr>"
+        )
         if sub.get("type") == "object":
             rows += _rows(sub, f"{prefix}{name}.")
         elif sub.get("type") == "array" and sub.get("items", {}).get("type") == "object":
@@ -70,8 +72,9 @@ def _fields(schema: dict) -> str:
     rows = _rows(schema)
     if not rows:
         return _pre(schema)
-    return ("<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>"
-            + "".join(rows) + "</table>")
+    return (
+        "<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def _pre(value: Any) -> str:
@@ -80,18 +83,22 @@ def _pre(value: Any) -> str:
 
 def _operation(spec: dict, path: str, method: str, op: dict) -> str:
     op = _resolve(spec, op)
-    out = [f'<div class="op" id="{escape(op.get("operationId", ""))}">',
-           f'<h3><span class="method {method}">{method.upper()}</span> <code>{escape(path)}</code></h3>',
-           f"<p><b>{escape(op.get('summary', ''))}</b></p>",
-           f"<p>{escape(op.get('description', ''))}</p>"]
+    out = [
+        f'<div class="op" id="{escape(op.get("operationId", ""))}">',
+        f'<h3><span class="method {method}">{method.upper()}</span> <code>{escape(path)}</code></h3>',
+        f"<p><b>{escape(op.get('summary', ''))}</b></p>",
+        f"<p>{escape(op.get('description', ''))}</p>",
+    ]
     params = op.get("parameters", [])
     if params:
         out.append("<table><tr><th>parameter</th><th>in</th><th>required</th><th>schema</th><th>description</th></tr>")
         for p in params:
-            out.append(f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p['in'])}</td>"
-                       f"<td>{'yes' if p.get('required') else 'no'}</td>"
-                       f"<td><code>{escape(json.dumps(p.get('schema', {})))}</code></td>"
-                       f"<td>{escape(p.get('description', ''))}</td></tr>")
+            out.append(
+                f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p['in'])}</td>"
+                f"<td>{'yes' if p.get('required') else 'no'}</td>"
+                f"<td><code>{escape(json.dumps(p.get('schema', {})))}</code></td>"
+                f"<td>{escape(p.get('description', ''))}</td></tr>"
+            )
         out.append("</table>")
     body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
     if body:
@@ -113,23 +120,31 @@ def _operation(spec: dict, path: str, method: str, op: dict) -> str:
 def render(spec: dict) -> str:
     info = spec.get("info", {})
     base = spec.get("servers", [{}])[0].get("url", "")
-    ops = [(path, method, op) for path, item in spec.get("paths", {}).items()
-           for method, op in item.items() if method in ("get", "post", "put", "patch", "delete")]
-    nav = " ".join(f'<a href="#{escape(op.get("operationId", ""))}">{escape(method.upper())} {escape(path)}</a>'
-                   for path, method, op in ops)
+    ops = [
+        (path, method, op)
+        for path, item in spec.get("paths", {}).items()
+        for method, op in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    nav = " ".join(
+        f'<a href="#{escape(op.get("operationId", ""))}">{escape(method.upper())} {escape(path)}</a>'
+        for path, method, op in ops
+    )
     errors = spec.get("x-error-codes", [])
-    error_rows = "".join(f"<tr><td>{e['status']}</td><td><code>{escape(e['code'])}</code></td>"
-                         f"<td>{escape(e.get('sqlstate') or '')}</td><td>{escape(e['description'])}</td></tr>"
-                         for e in errors)
+    error_rows = "".join(
+        f"<tr><td>{e['status']}</td><td><code>{escape(e['code'])}</code></td>"
+        f"<td>{escape(e.get('sqlstate') or '')}</td><td>{escape(e['description'])}</td></tr>"
+        for e in errors
+    )
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{escape(info.get('title', 'API'))}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(info.get("title", "API"))}</title>
 <style>{_STYLE}</style></head><body>
-<h1>{escape(info.get('title', ''))} <small>{escape(info.get('version', ''))}</small></h1>
-<p>{escape(info.get('description', ''))}</p>
+<h1>{escape(info.get("title", ""))} <small>{escape(info.get("version", ""))}</small></h1>
+<p>{escape(info.get("description", ""))}</p>
 <p>Base URL: <code>{escape(base)}</code> &middot; machine-readable: <a href="openapi.json">openapi.json</a></p>
 <nav>{nav}</nav>
 <h2>Endpoints</h2>
-{''.join(_operation(spec, path, method, op) for path, method, op in ops)}
+{"".join(_operation(spec, path, method, op) for path, method, op in ops)}
 <h2>Errors</h2>
 <p>Every error body is <code>{{"error": {{"code", "message", "details"}}}}</code>.</p>
 <table><tr><th>HTTP</th><th>code</th><th>SQLSTATE</th><th>when</th></tr>{error_rows}</table>

@@ -120,7 +120,10 @@ def server(data_dir: Path) -> PostgresServer:
 
 def pid(data_dir: Path) -> int:
     """The postmaster's process id (for fault-injection tests that kill -9 it)."""
-    return server(data_dir).get_pid()
+    found = server(data_dir).get_pid()
+    if found is None:
+        raise RuntimeError(f"no postmaster runs in {data_dir}")
+    return found
 
 
 def psql_command(url: str) -> str:
@@ -133,8 +136,7 @@ def start(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL in data_dir; returns its connection URL."""
     srv = server(data_dir)
     url = srv.get_uri()
-    log.info("embedded PostgreSQL: data in %s (kept across restarts); connect with: %s",
-             srv.pgdata, psql_command(url))
+    log.info("embedded PostgreSQL: data in %s (kept across restarts); connect with: %s", srv.pgdata, psql_command(url))
     return url
 
 

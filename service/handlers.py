@@ -5,15 +5,16 @@ No business rules here and no error handling: database errors propagate to the e
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from psycopg.types.json import Jsonb
 
 from service import validation
 from service.cursor import encode_cursor
-from service.query import fetch
+from service.database import fetch
 
 SERVICE_NAME = "wallet-service"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -24,11 +25,11 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, millisecond precision (2026-02-08T09:24:50.123Z)."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now() -> str:
-    return iso(datetime.now(timezone.utc)) or ""
+    return iso(datetime.now(UTC)) or ""
 
 
 async def health(request: web.Request) -> web.Response:
@@ -43,13 +44,13 @@ async def health(request: web.Request) -> web.Response:
 
 _POSTING_SQL = {
     op: f"SELECT * FROM wallet_{op}(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
-        f"p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
-        f"p_{field} => %(op_value)s, p_metadata => %(metadata)s)"
+    f"p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
+    f"p_{field} => %(op_value)s, p_metadata => %(metadata)s)"
     for op, (field, _) in validation.OPERATION_FIELDS.items()
 }
 
 
-def _posting_handler(operation: str):
+def _posting_handler(operation: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         args = validation.posting(operation, await validation.json_object(request), request.headers)
         if args["metadata"] is not None:
@@ -80,44 +81,81 @@ spend = _posting_handler("spend")
 async def balance(request: web.Request) -> web.Response:
     args = validation.balance_query(request.match_info["user_id"], request.query)
     rows = await fetch(request, "SELECT * FROM wallet_balances(%(user_id)s, %(asset_code)s)", args)
-    return web.json_response({
-        "user_id": args["user_id"],
-        "balances": [{"asset_code": r["asset_code"], "asset_name": r["asset_name"], "balance": r["balance"],
-                      "last_updated": iso(r["last_updated"])} for r in rows],
-    })
+    return web.json_response(
+        {
+            "user_id": args["user_id"],
+            "balances": [
+                {
+                    "asset_code": r["asset_code"],
+                    "asset_name": r["asset_name"],
+                    "balance": r["balance"],
+                    "last_updated": iso(r["last_updated"]),
+                }
+                for r in rows
+            ],
+        }
+    )
 
 
 async def history(request: web.Request) -> web.Response:
     args = validation.history_query(request.match_info["user_id"], request.query)
     # one row more than asked for tells whether there is a next page
-    rows = await fetch(request, "SELECT * FROM wallet_history(%(user_id)s, %(asset_code)s, %(limit)s::int + 1, "
-                                "%(offset)s::int, %(before)s::bigint)", args)
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_history(%(user_id)s, %(asset_code)s, %(limit)s::int + 1, "
+        "%(offset)s::int, %(before)s::bigint)",
+        args,
+    )
     page, has_more = rows[: args["limit"]], len(rows) > args["limit"]
-    return web.json_response({
-        "user_id": args["user_id"],
-        "asset_code": args["asset_code"],
-        "transactions": [{"transaction_id": str(r["transaction_id"]), "type": r["type"], "amount": r["amount"],
-                          "balance_after": r["balance_after"], "reference_id": r["reference_id"],
-                          "created_at": iso(r["created_at"]), "description": r["description"]} for r in page],
-        "pagination": {"limit": args["limit"], "offset": args["offset"], "has_more": has_more,
-                       "next_cursor": encode_cursor(page[-1]["entry_id"]) if has_more else None},
-    })
+    return web.json_response(
+        {
+            "user_id": args["user_id"],
+            "asset_code": args["asset_code"],
+            "transactions": [
+                {
+                    "transaction_id": str(r["transaction_id"]),
+                    "type": r["type"],
+                    "amount": r["amount"],
+                    "balance_after": r["balance_after"],
+                    "reference_id": r["reference_id"],
+                    "created_at": iso(r["created_at"]),
+                    "description": r["description"],
+                }
+                for r in page
+            ],
+            "pagination": {
+                "limit": args["limit"],
+                "offset": args["offset"],
+                "has_more": has_more,
+                "next_cursor": encode_cursor(page[-1]["entry_id"]) if has_more else None,
+            },
+        }
+    )
 
 
 async def transaction(request: web.Request) -> web.Response:
     ref = validation.reference(request.match_info["reference_id"])
     rows = await fetch(request, "SELECT * FROM wallet_transaction(%(ref)s)", {"ref": ref})
     first = rows[0]  # wallet_transaction raises WL005 rather than return no row
-    return web.json_response({
-        "transaction_id": str(first["transaction_id"]),
-        "reference_id": first["reference_id"],
-        "status": first["status"],
-        "type": first["type"],
-        "user_id": first["user_id"],
-        "asset_code": first["asset_code"],
-        "amount": first["amount"],
-        "created_at": iso(first["created_at"]),
-        "metadata": first["metadata"],
-        "ledger_entries": [{"wallet_id": r["wallet_id"], "wallet_name": r["wallet_name"],
-                            "entry_type": r["entry_type"], "amount": r["entry_amount"]} for r in rows],
-    })
+    return web.json_response(
+        {
+            "transaction_id": str(first["transaction_id"]),
+            "reference_id": first["reference_id"],
+            "status": first["status"],
+            "type": first["type"],
+            "user_id": first["user_id"],
+            "asset_code": first["asset_code"],
+            "amount": first["amount"],
+            "created_at": iso(first["created_at"]),
+            "metadata": first["metadata"],
+            "ledger_entries": [
+                {
+                    "wallet_id": r["wallet_id"],
+                    "wallet_name": r["wallet_name"],
+                    "entry_type": r["entry_type"],
+                    "amount": r["entry_amount"],
+                }
+                for r in rows
+            ],
+        }
+    )

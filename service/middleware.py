@@ -10,11 +10,12 @@ import uuid
 
 import psycopg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from psycopg_pool import PoolTimeout
 
-from service.errors import ApiError, from_db_error
+from service.api_errors import ApiError, from_db_error
+from service.appkeys import REQUEST_ID
 from service.handlers import now
-from service.keys import REQUEST_ID
 
 access_log = logging.getLogger("service.access")
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ _HTTP_ERRORS = {
 
 
 @web.middleware
-async def request_context(request: web.Request, handler) -> web.StreamResponse:
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give every request an id (the client's X-Request-Id if sane) and log one JSON line per request."""
     client_id = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
@@ -39,24 +40,41 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
     response.headers[REQUEST_ID_HEADER] = request_id
-    access_log.info(json.dumps({
-        "ts": now(),
-        "event": "request", "request_id": request_id, "method": request.method, "path": request.path,
-        "query": request.query_string or None, "status": response.status,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 2), "remote": request.remote,
-        "error": getattr(response, "error_code", None),
-    }))
+    access_log.info(
+        json.dumps(
+            {
+                "ts": now(),
+                "event": "request",
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string or None,
+                "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "remote": request.remote,
+                "error": getattr(response, "error_code", None),
+            }
+        )
+    )
     return response
+
+
+class ErrorResponse(web.Response):
+    """A JSON error answer that remembers its code (for the access log)."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(
+            text=json.dumps(error.body()), status=error.status, headers=error.headers, content_type="application/json"
+        )
+        self.error_code = error.code
 
 
 def error_response(error: ApiError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status, headers=error.headers)
-    response.error_code = error.code  # type: ignore[attr-defined]  (for the access log)
-    return response
+    return ErrorResponse(error)
 
 
 @web.middleware
-async def errors(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into the contract's error body; never a stack trace or SQL in a response."""
     try:
         return await handler(request)
@@ -75,8 +93,13 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except (psycopg.Error, PoolTimeout) as exc:
         error = from_db_error(exc)
         if error.status >= 500:
-            log.warning("request %s failed: %s %s: %s", request[REQUEST_ID], error.code,
-                        getattr(exc, "sqlstate", None) or type(exc).__name__, exc)
+            log.warning(
+                "request %s failed: %s %s: %s",
+                request[REQUEST_ID],
+                error.code,
+                getattr(exc, "sqlstate", None) or type(exc).__name__,
+                exc,
+            )
         return error_response(error)
     except Exception:
         log.exception("request %s failed", request[REQUEST_ID])

@@ -7,9 +7,9 @@ import sys
 
 from aiohttp import web
 
-from service import db
+from service import schema
 from service.app import API, create_app
-from service.config import Config
+from service.config import Config, database_url
 
 log = logging.getLogger(__name__)
 
@@ -27,36 +27,28 @@ def configure_access_log() -> None:
     access.propagate = False
 
 
-def database_url(config: Config) -> str:
-    """DATABASE_URL if set (no server is ever started then), else the embedded PostgreSQL's URL."""
-    if config.database_url is not None:
-        return config.database_url
-    from service import embedded
-
-    return embedded.start(config.data_dir)
-
-
 def serve(config: Config, host: str | None = None, port: int | None = None) -> int:
     configure_access_log()
     logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per migration step is noise here
     url = database_url(config)
-    db.migrate(url)
-    db.seed(url)
-    app = create_app(url, retries=config.retries, pool_min_size=config.pool_min_size,
-                     pool_max_size=config.pool_max_size)
+    schema.migrate(url)
+    schema.seed(url)
+    app = create_app(
+        url, retries=config.retries, pool_min_size=config.pool_min_size, pool_max_size=config.pool_max_size
+    )
     host = host or config.host
     port = config.port if port is None else port
 
     def ready(_message: str) -> None:
         shown = "localhost" if host in ("0.0.0.0", "::") else host
-        log.info("wallet-service listening on http://%s:%d%s (docs: http://%s:%d%s/docs)",
-                 host, port, API, shown, port, API)
+        log.info(
+            "wallet-service listening on http://%s:%d%s (docs: http://%s:%d%s/docs)", host, port, API, shown, port, API
+        )
 
     # run_app stops on SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish (up to the
     # shutdown timeout), then runs the app's cleanup, which closes the connection pool.
     try:
-        web.run_app(app, host=host, port=port, access_log=None, print=ready,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+        web.run_app(app, host=host, port=port, access_log=None, print=ready, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     finally:
         if config.database_url is None:
             from service import embedded

@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from service.api_errors import ApiError, validation_error
 from service.cursor import decode_cursor
-from service.errors import ApiError, validation_error
 
 MAX_AMOUNT = 2**53 - 1  # 9007199254740991: exact in every JSON client
 MAX_ID_LENGTH = 128
@@ -64,7 +64,7 @@ def storable_json(value: Any) -> bool:
     return True
 
 
-class Errors:
+class FieldErrors:
     """Collects every problem of one request, then raises them together."""
 
     def __init__(self) -> None:
@@ -111,83 +111,84 @@ class Errors:
 def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
     """The arguments of wallet_topup / wallet_bonus / wallet_spend, from a validated body."""
     op_field, op_required = OPERATION_FIELDS[operation]
-    errors = Errors()
-    errors.unknown(list(body), {"user_id", "asset_code", "amount", "reference_id", op_field, "metadata"},
-                   "field")
+    problems = FieldErrors()
+    problems.unknown(list(body), {"user_id", "asset_code", "amount", "reference_id", op_field, "metadata"}, "field")
     args: dict[str, Any] = {
-        "user_id": errors.ident("user_id", body.get("user_id")),
-        "asset_code": errors.ident("asset_code", body.get("asset_code")),
-        "amount": errors.amount("amount", body.get("amount")),
-        "op_value": errors.ident(op_field, body.get(op_field), required=op_required),
+        "user_id": problems.ident("user_id", body.get("user_id")),
+        "asset_code": problems.ident("asset_code", body.get("asset_code")),
+        "amount": problems.amount("amount", body.get("amount")),
+        "op_value": problems.ident(op_field, body.get(op_field), required=op_required),
     }
     header = headers.get(IDEMPOTENCY_HEADER)
-    key = errors.ident(IDEMPOTENCY_HEADER, header, required=False)
-    reference_id = errors.ident("reference_id", body.get("reference_id"), required=header is None)
+    key = problems.ident(IDEMPOTENCY_HEADER, header, required=False)
+    reference_id = problems.ident("reference_id", body.get("reference_id"), required=header is None)
     if key is not None and reference_id is not None and key != reference_id:
-        errors.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
+        problems.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
     args["reference_id"] = reference_id if reference_id is not None else key
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
-        errors.add("metadata", "must be a JSON object")
+        problems.add("metadata", "must be a JSON object")
     elif metadata is not None and not storable_json(metadata):
-        errors.add("metadata", UNSTORABLE)
+        problems.add("metadata", UNSTORABLE)
     args["metadata"] = metadata
-    errors.raise_any()
+    problems.raise_any()
     return args
 
 
-def _single(query: MultiMapping[str], name: str, errors: Errors) -> str | None:
+def _single(query: MultiMapping[str], name: str, problems: FieldErrors) -> str | None:
     values = query.getall(name, [])
     if len(values) > 1:
-        errors.add(name, "must be given once")
+        problems.add(name, "must be given once")
         return None
     return values[0] if values else None
 
 
-def _integer(errors: Errors, name: str, raw: str | None, default: int, low: int, high: int) -> int:
+def _integer(problems: FieldErrors, name: str, raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
     if raw.isascii() and raw.isdigit() and low <= int(raw) <= high:
         return int(raw)
-    errors.add(name, f"must be an integer from {low} to {high}")
+    problems.add(name, f"must be an integer from {low} to {high}")
     return default
 
 
-def user_id(errors: Errors, value: str) -> str | None:
-    return errors.ident("user_id", value)
+def user_id(problems: FieldErrors, value: str) -> str | None:
+    return problems.ident("user_id", value)
 
 
 def balance_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
-    errors = Errors()
-    errors.unknown(list(query), {"asset_code"}, "query parameter")
-    args = {"user_id": user_id(errors, user),
-            "asset_code": errors.ident("asset_code", _single(query, "asset_code", errors), required=False)}
-    errors.raise_any()
+    problems = FieldErrors()
+    problems.unknown(list(query), {"asset_code"}, "query parameter")
+    args = {
+        "user_id": user_id(problems, user),
+        "asset_code": problems.ident("asset_code", _single(query, "asset_code", problems), required=False),
+    }
+    problems.raise_any()
     return args
 
 
 def history_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
-    errors = Errors()
-    errors.unknown(list(query), {"asset_code", "limit", "offset", "cursor"}, "query parameter")
+    problems = FieldErrors()
+    problems.unknown(list(query), {"asset_code", "limit", "offset", "cursor"}, "query parameter")
     args = {
-        "user_id": user_id(errors, user),
-        "asset_code": errors.ident("asset_code", _single(query, "asset_code", errors)),
-        "limit": _integer(errors, "limit", _single(query, "limit", errors), 50, 1, MAX_LIMIT),
-        "offset": _integer(errors, "offset", _single(query, "offset", errors), 0, 0, MAX_OFFSET),
+        "user_id": user_id(problems, user),
+        "asset_code": problems.ident("asset_code", _single(query, "asset_code", problems)),
+        "limit": _integer(problems, "limit", _single(query, "limit", problems), 50, 1, MAX_LIMIT),
+        "offset": _integer(problems, "offset", _single(query, "offset", problems), 0, 0, MAX_OFFSET),
         "before": None,
     }
-    cursor = _single(query, "cursor", errors)
+    cursor = _single(query, "cursor", problems)
     if cursor is not None:
         args["before"] = decode_cursor(cursor)
         if args["before"] is None:
-            errors.add("cursor", "is not a cursor this service returned")
-    errors.raise_any()
+            problems.add("cursor", "is not a cursor this service returned")
+    problems.raise_any()
     return args
 
 
 def reference(value: str) -> str:
-    errors = Errors()
-    ref = errors.ident("reference_id", value)
-    errors.raise_any()
+    problems = FieldErrors()
+    ref = problems.ident("reference_id", value)
+    problems.raise_any()
     assert ref is not None
     return ref

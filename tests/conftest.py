@@ -7,13 +7,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 
-from service import db
+from service import schema
 
 TESTS = Path(__file__).resolve().parent
 PG_CTL = TESTS / "pg_ctl_as_postgres"
@@ -52,8 +53,8 @@ def load_template(host: str, port: int, user: str, dbname: str, **_: object) -> 
     """Migrate and seed the template database that every test copies."""
     url = f"postgresql://{user}@{host}:{port}/{dbname}"
     ensure_pgtap()
-    db.migrate(url)
-    db.seed(url)
+    schema.migrate(url)
+    schema.seed(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pgtap")
 
@@ -81,7 +82,7 @@ def conn(db_url: str):
 
 
 @pytest.fixture
-def empty_db_url(postgresql_proc) -> str:
+def empty_db_url(postgresql_proc) -> Iterator[str]:
     """URL of a brand-new, empty database (no migrations), dropped after the test."""
     name = "empty_" + uuid.uuid4().hex[:12]
     admin = f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}/postgres"

@@ -1,0 +1,141 @@
+"""Every error the API answers with, and the ONE registry that maps database errors to them.
+
+Business rules live in SQL; a function raises SQLSTATE WL00x with a JSON DETAIL, and `from_db_error` turns
+that into the HTTP error of the contract. Nothing else in the service maps database errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+
+class ApiError(Exception):
+    """An error answer: {"error": {"code", "message", "details"}} with an HTTP status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict | None = None, headers: dict[str, str] | None = None
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+# Every error code the API can answer with, and its HTTP status (the OpenAPI document lists the same).
+API_ERRORS: dict[str, int] = {
+    "INVALID_JSON": 400,
+    "VALIDATION_ERROR": 400,
+    "NOT_FOUND": 404,
+    "WALLET_NOT_FOUND": 404,
+    "ASSET_NOT_FOUND": 404,
+    "TRANSACTION_NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "IDEMPOTENCY_CONFLICT": 409,
+    "PAYLOAD_TOO_LARGE": 413,
+    "INSUFFICIENT_FUNDS": 422,
+    "BALANCE_LIMIT_EXCEEDED": 422,
+    "INTERNAL_ERROR": 500,
+    "CONCURRENCY_CONFLICT": 503,
+    "SERVICE_UNAVAILABLE": 503,
+}
+
+
+def validation_error(errors: list[dict[str, str]]) -> ApiError:
+    return ApiError(400, "VALIDATION_ERROR", "the request is invalid", {"errors": errors})
+
+
+def _detail(exc: psycopg.Error) -> dict[str, Any]:
+    """The JSON object a wallet function put in DETAIL ({} if there is none)."""
+    try:
+        value = json.loads(exc.diag.message_detail or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _pick(*keys: str) -> Callable[[psycopg.Error], dict]:
+    return lambda exc: {k: v for k, v in _detail(exc).items() if k in keys}
+
+
+def _invalid_argument(exc: psycopg.Error) -> dict:
+    detail = _detail(exc)
+    return {
+        "errors": [
+            {
+                "field": exc.diag.column_name or detail.get("field", ""),
+                "message": detail.get("message", exc.diag.message_primary or "is invalid"),
+            }
+        ]
+    }
+
+
+@dataclass(frozen=True)
+class DbError:
+    status: int
+    code: str
+    details: Callable[[psycopg.Error], dict] | None = None  # None: a fixed message, no details
+    message: str | None = None  # None: the function's own message (it names player, asset, amounts)
+
+
+# THE registry: SQLSTATE -> the contract's HTTP error.
+DB_ERRORS: dict[str, DbError] = {
+    "WL001": DbError(422, "INSUFFICIENT_FUNDS", _pick("required", "available")),
+    "WL002": DbError(404, "WALLET_NOT_FOUND", _pick("user_id")),
+    "WL003": DbError(404, "ASSET_NOT_FOUND", _pick("asset_code")),
+    "WL004": DbError(409, "IDEMPOTENCY_CONFLICT", _pick("reference_id", "transaction_id")),
+    "WL005": DbError(404, "TRANSACTION_NOT_FOUND", _pick("reference_id")),
+    "WL006": DbError(400, "VALIDATION_ERROR", _invalid_argument),
+    "WL007": DbError(422, "BALANCE_LIMIT_EXCEEDED", _pick("amount", "balance", "limit")),
+    "WL008": DbError(500, "INTERNAL_ERROR", message="internal error"),
+    # still failing after the service's own retries (see service.database)
+    "55P03": DbError(503, "CONCURRENCY_CONFLICT", message="the wallet is busy; retry the request"),
+    "40001": DbError(503, "CONCURRENCY_CONFLICT", message="the wallet is busy; retry the request"),
+    "40P01": DbError(503, "CONCURRENCY_CONFLICT", message="the wallet is busy; retry the request"),
+    # the server is going away or not yet up
+    "57P01": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
+    "57P02": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
+    "57P03": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
+}
+
+# Worth another attempt: transient conflicts, and a lost connection (every write is idempotent by its
+# reference id, so re-sending one whose commit went unacknowledged answers as a replay).
+RETRYABLE_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+RETRY_AFTER_SECONDS = "1"
+
+
+def retryable(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES or connection_lost(exc)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """True for errors that mean 'no usable database connection' rather than 'this statement failed'."""
+    if isinstance(exc, PoolTimeout):
+        return False
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
+def from_db_error(exc: BaseException) -> ApiError:
+    """The API error for a database (or pool) exception."""
+    if isinstance(exc, PoolTimeout) or connection_lost(exc):
+        return ApiError(
+            503, "SERVICE_UNAVAILABLE", "the database is unavailable", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
+    spec = DB_ERRORS.get(getattr(exc, "sqlstate", None) or "")
+    if spec is None or not isinstance(exc, psycopg.Error):
+        return ApiError(500, "INTERNAL_ERROR", "internal error")
+    message = spec.message or exc.diag.message_primary or spec.code.lower()
+    details = spec.details(exc) if spec.details else {}
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if spec.status == 503 else {}
+    return ApiError(spec.status, spec.code, message, details, headers)

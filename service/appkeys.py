@@ -1,0 +1,12 @@
+"""Typed keys of the values the app and each request carry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+POOL = web.AppKey("pool", AsyncConnectionPool)
+RETRIES = web.AppKey("retries", int)  # extra attempts after a lock timeout, deadlock or serialization failure
+
+# request[REQUEST_ID]: the X-Request-Id of this request (a plain string key on aiohttp without RequestKey)
+REQUEST_ID = web.RequestKey("request_id", str) if hasattr(web, "RequestKey") else "request_id"

@@ -1,0 +1,152 @@
+"""HTTP-level load: `wallet-service serve` in its own process, wrk (Lua scripts in scripts/) as the load
+generator in another."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.bench.results import Result
+from tools.ports import free_port
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+# scenario name (as in sqlload.SCENARIOS) -> wrk script
+SCENARIOS: dict[str, str] = {
+    "top-ups, many players": "wrk_topup.lua",
+    "spends, many players": "wrk_spend.lua",
+    "one hot player (top-up/spend 50/50)": "wrk_hot.lua",
+    "read-heavy mix (35% balance, 35% history, 15% top-up, 15% spend)": "wrk_mixed.lua",
+}
+
+
+def wrk_binary() -> str:
+    """wrk, installed from Debian on first use if it is missing (needs root)."""
+    found = shutil.which("wrk")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]
+        if subprocess.run(install, capture_output=True).returncode != 0:  # no package lists yet
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(install, capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed: apt-get install -y wrk")
+    return found
+
+
+def service_available() -> bool:
+    """The HTTP service module exists (service/server.py)."""
+    import importlib.util
+
+    return importlib.util.find_spec("service.server") is not None
+
+
+class Service:
+    """`wallet-service serve` on 127.0.0.1 and a free port, DATABASE_URL pointing at the bench database."""
+
+    def __init__(self, database_url: str, log_path: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wallet-service serve exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.base + "/api/v1/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"wallet-service serve did not answer /api/v1/health; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    # latency percentiles per round, weighted by requests when combined
+    rounds: list[tuple[int, float, float, float]] | None = None
+    server_cpu: float = 0.0  # seconds of the database server's CPU during the runs (own server only)
+    service_cpu: float = 0.0  # seconds of the service process's CPU during the runs
+
+    def result(self, scenario: str) -> Result:
+        rounds = self.rounds or []
+        total = sum(r[0] for r in rounds) or 1
+        p50, p95, p99 = (sum(r[0] * r[i] for r in rounds) / total for i in (1, 2, 3))
+        tps = self.requests / self.seconds if self.seconds else 0.0
+        note = "" if len(rounds) <= 1 else "latency: request-weighted mean of the rounds' percentiles"
+        extra = {"service_cpu_ms": 1000 * self.service_cpu / self.requests} if self.requests else {}
+        if self.server_cpu and self.requests:
+            extra["server_cpu_ms"] = 1000 * self.server_cpu / self.requests
+        return Result("HTTP", scenario, tps, self.requests, p50, p95, p99, self.errors, note=note, extra=extra)
+
+
+def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, tally: Tally) -> None:
+    """One wrk run of `script` (appended to wrk_common.lua) against `base`; adds to `tally`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write((SCRIPTS / "wrk_common.lua").read_text() + "\n" + (SCRIPTS / script).read_text())
+    try:
+        argv = [
+            wrk_binary(),
+            "-t",
+            str(min(clients, 2)),
+            "-c",
+            str(clients),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            lua.name,
+            base,
+            "--",
+            str(players),
+        ]
+        proc = subprocess.run(argv, capture_output=True, text=True)
+    finally:
+        os.unlink(lua.name)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKRESULT")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    v = {k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", line)}
+    tally.requests += v["requests"]
+    tally.seconds += v["duration_us"] / 1e6
+    tally.errors += v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
+    tally.rounds = (tally.rounds or []) + [(v["requests"], v["p50"] / 1000, v["p95"] / 1000, v["p99"] / 1000)]

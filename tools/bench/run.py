@@ -1,0 +1,206 @@
+"""`wallet-service bench`: the whole benchmark, from an empty machine to docs/benchmarks.md and a PNG.
+
+Order: start (or take) the server, migrate, fund the bench players, pgbench -i the reference database; then
+`rounds` rounds, each running every SQL scenario and then every HTTP scenario for duration/rounds seconds
+(interleaving keeps a burst of outside load from landing on one scenario only); then the ledger-growth loads
+and probes; then the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from tqdm import tqdm
+
+from service import schema
+from tools.bench import growth, httpload, pgserver, report, sqlload
+from tools.bench.results import Result
+
+
+def _cpu(server: pgserver.BenchServer | None, settle: bool = False) -> float:
+    """The bench server's CPU seconds so far (0 on a server given by DATABASE_URL)."""
+    if server is None:
+        return 0.0
+    if settle:
+        time.sleep(0.5)  # let the postmaster reap the backends of the clients that just disconnected
+    return server.cpu_seconds()
+
+
+def _statements(url: str, limit: int = 12) -> list[tuple]:
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute(
+                "SELECT calls, total_exec_time, mean_exec_time, "
+                "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) FROM pg_stat_statements "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY total_exec_time DESC LIMIT %s",
+                (limit,),
+            ).fetchall()
+    except psycopg.Error:
+        return []
+
+
+def _reset_statements(url: str) -> bool:
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("SELECT pg_stat_statements_reset()")
+        return True
+    except psycopg.Error:
+        return False  # not preloaded on a server given by DATABASE_URL: the report just lacks that table
+
+
+def main(args: argparse.Namespace, database_url: str | None = None) -> int:
+    started = time.monotonic()
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    logging.getLogger().setLevel(logging.WARNING)  # migrations' INFO lines would break the progress bar
+    sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+    http = not args.no_http and httpload.service_available()
+    per_round = args.duration / args.rounds
+    steps = (len(sqlload.SCENARIOS) + (len(httpload.SCENARIOS) if http else 0)) * args.rounds + 4 + 2 * len(sizes)
+    bar = tqdm(total=steps, desc="bench", unit="step", dynamic_ncols=True)
+    tmp = None
+    workdir = args.workdir
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wallet-bench-")
+        workdir = Path(tmp.name)
+    server = None if database_url else pgserver.BenchServer(workdir / "pgdata")
+    service = None
+    try:
+        bar.set_description("starting PostgreSQL")
+        base_url = database_url or server.start()
+        wallet_url = base_url if database_url else pgserver.create_database(base_url, "wallet_bench")
+        tpcb_url = pgserver.create_database(base_url, "wallet_bench_tpcb")
+        bar.update()
+        bar.set_description("migrating and funding players")
+        schema.migrate(wallet_url)
+        sqlload.prepare_wallets(wallet_url, args.players)
+        bar.update()
+        bar.set_description("pgbench -i")
+        sqlload.prepare_tpcb(tpcb_url, args.scale)
+        bar.update()
+        if http:
+            bar.set_description("starting wallet-service serve")
+            service = httpload.Service(wallet_url, workdir / "service.log")
+            service.start()
+        statements_on = _reset_statements(wallet_url)
+
+        sql_tallies = {name: sqlload.Tally() for name in sqlload.SCENARIOS}
+        http_tallies = {name: httpload.Tally() for name in httpload.SCENARIOS}
+        statements: list[tuple] = []
+        for round_no in range(args.rounds):
+            for name, script in sqlload.SCENARIOS.items():
+                bar.set_description(f"round {round_no + 1}/{args.rounds} SQL {name[:30]}")
+                url = tpcb_url if name == sqlload.REFERENCE else wallet_url
+                cpu = _cpu(server)
+                sqlload.run_pgbench(url, script, args.clients, per_round, args.players, sql_tallies[name])
+                sql_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
+                bar.update()
+            if round_no == 0:  # the SQL runs only: the HTTP runs that follow call the same functions
+                statements = _statements(wallet_url) if statements_on else []
+            for name, script in httpload.SCENARIOS.items() if http else ():
+                bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
+                cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.proc.pid)
+                httpload.run_wrk(service.base, script, args.clients, per_round, args.players, http_tallies[name])
+                http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
+                http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.proc.pid) - service_cpu
+                bar.update()
+        if service is not None:
+            service.stop()
+            service = None
+        results: list[Result] = [t.result(name) for name, t in sql_tallies.items()]
+        results += [t.result(name) for name, t in http_tallies.items() if t.requests]
+
+        growth_results: list[Result] = []
+        growth_info: dict[str, dict] = {}
+        if sizes:
+            bar.set_description("ledger growth: empty database")
+            growth_url = pgserver.create_database(base_url, "wallet_bench_growth")
+            schema.migrate(growth_url)
+            ledger = growth.Ledger(growth_url, players=args.players)
+            for size in sizes:
+                bar.set_description(f"ledger growth: loading {size:,} entries")
+                t0 = time.monotonic()
+                with tqdm(
+                    total=size - 2 * ledger.transactions,
+                    desc=f"entries to {size:,}",
+                    unit="entry",
+                    unit_scale=True,
+                    leave=False,
+                    dynamic_ncols=True,
+                ) as load_bar:
+                    ledger.grow(size, load_bar.update)
+                info = {"load_s": time.monotonic() - t0, "whale": f"{ledger.transactions // 10:,}"}
+                if size <= args.verify_max:
+                    bar.set_description(f"ledger growth: wallet_verify at {size:,}")
+                    violations = ledger.verify()
+                    info["verify"] = "healthy (0 violations)" if not violations else f"{len(violations)} VIOLATIONS"
+                bar.update()
+                bar.set_description(f"ledger growth: probes at {size:,}")
+                growth_results += ledger.measure(str(size), budget_s=args.probe_seconds)
+                growth_info[str(size)] = info
+                bar.update()
+        bar.set_description("report")
+        info = {
+            "command": "wallet-service bench "
+            + " ".join(
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in (
+                    ("duration", args.duration),
+                    ("rounds", args.rounds),
+                    ("clients", args.clients),
+                    ("sizes", args.sizes),
+                )
+            ),
+            "elapsed": time.monotonic() - started,
+            "machine": report.machine() | {"load average at start": load_at_start},
+            "server": {
+                ("PostgreSQL " + k if k != "version" else "PostgreSQL"): v
+                for k, v in pgserver.describe(wallet_url).items()
+            }
+            | {
+                "server": "started by the bench (Debian binaries, run as postgres)"
+                if server
+                else "given by DATABASE_URL"
+            },
+            "tools": {
+                "pgbench": report.tool_version([sqlload.pgbench_binary(), "--version"]),
+                "wrk": report.tool_version(["wrk", "--version"]) if http else "not run",
+            },
+            "run": {
+                "clients": args.clients,
+                "seconds per scenario": args.duration,
+                "rounds": args.rounds,
+                "players": args.players,
+                "tpcb-like scale": args.scale,
+                "load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            },
+            "growth": growth_info,
+            "statements": statements,
+        }
+        if args.chart:
+            report.chart(results, growth_results, args.chart)
+            info["chart"] = os.path.relpath(args.chart.resolve(), args.output.resolve().parent)
+        previous = args.output.read_text() if args.output.exists() else None
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report.markdown(results, growth_results, info, previous))
+        bar.update(bar.total - bar.n)
+        bar.close()
+        print(f"wrote {args.output}" + (f" and {args.chart}" if args.chart else ""))
+        for target, measured, verdict in report.targets(results, growth_results):
+            print(f"{verdict:8} {target}: {measured}")
+        return 0
+    finally:
+        bar.close()
+        if service is not None:
+            service.stop()
+        if server is not None:
+            server.stop()
+        if tmp is not None:
+            tmp.cleanup()
