@@ -10,12 +10,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from service import docs, handlers
 from service.appkeys import POOL, RETRIES
+from service.limits import MAX_BODY_BYTES
 from service.middleware import error_middleware, request_context
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
-MAX_BODY_BYTES = 64 * 1024
 POOL_TIMEOUT_SECONDS = 5.0  # waiting longer than this for a connection answers 503 SERVICE_UNAVAILABLE
 
 ROUTES = [

@@ -14,11 +14,8 @@ from multidict import MultiMapping
 
 from service.api_errors import ApiError, validation_error
 from service.cursor import decode_cursor
+from service.limits import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_AMOUNT, MAX_ID_LENGTH, MAX_OFFSET
 
-MAX_AMOUNT = 2**53 - 1  # 9007199254740991: exact in every JSON client
-MAX_ID_LENGTH = 128
-MAX_LIMIT = 100
-MAX_OFFSET = 2**31 - 1
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 # operation -> its own field and whether that field is required
@@ -78,7 +75,7 @@ class FieldErrors:
             raise validation_error(self.items)
 
     def ident(self, field: str, value: Any, required: bool = True) -> str | None:
-        """A non-empty string of at most 128 characters (None when optional and absent)."""
+        """A non-empty string of at most MAX_ID_LENGTH characters (None when optional and absent)."""
         if value is None:
             if required:
                 self.add(field, "is required")
@@ -173,7 +170,9 @@ def history_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
     args = {
         "user_id": user_id(problems, user),
         "asset_code": problems.ident("asset_code", _single(query, "asset_code", problems)),
-        "limit": _integer(problems, "limit", _single(query, "limit", problems), 50, 1, MAX_LIMIT),
+        "limit": _integer(
+            problems, "limit", _single(query, "limit", problems), HISTORY_DEFAULT_LIMIT, 1, HISTORY_MAX_LIMIT
+        ),
         "offset": _integer(problems, "offset", _single(query, "offset", problems), 0, 0, MAX_OFFSET),
         "before": None,
     }

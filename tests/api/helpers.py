@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import psycopg
 
-MAX_AMOUNT = 2**53 - 1
-
 
 def snapshot(conn: psycopg.Connection) -> tuple:
     """What a failed request must leave untouched: row counts and every wallet's balance."""

@@ -3,8 +3,9 @@ against its table) in a migrated database.
 
 Policy: every finding fails the test (an error: a misspelt column, a wrong type that cannot be cast,
 a missing transition table, a RETURN missing...; or a warning: `warning`, `warning extra`,
-`performance`, `security`), except the warnings listed in ACCEPTED, each with the reason it stays. `plpgsql_check` is installed from Debian
-(postgresql-<server version>-plpgsql-check) when this machine lacks it.
+`performance`, `security`), except the warnings listed in ACCEPTED, each with the reason it stays.
+`plpgsql_check` is installed from Debian (postgresql-<server version>-plpgsql-check) when this machine
+lacks it.
 """
 
 from __future__ import annotations
