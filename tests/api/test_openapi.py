@@ -69,7 +69,8 @@ def test_every_operation_response_names_its_error_codes():
 
 
 def test_posting_schemas_match_the_validator():
-    from service.validation import MAX_AMOUNT, OPERATION_FIELDS
+    from service.limits import MAX_AMOUNT
+    from service.validation import OPERATION_FIELDS
 
     for op, (field, required) in OPERATION_FIELDS.items():
         schema = spec()["paths"][f"/wallets/{op}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
