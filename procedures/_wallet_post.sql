@@ -27,7 +27,7 @@ AS $$
 DECLARE
     v_tx transactions;
     v_wallet_id bigint;
-    v_balance bigint;
+    v_balance wallet_balance;
     v_new_balance bigint;
     v_system_kind wallet_kind;
     v_sign bigint;
@@ -35,22 +35,23 @@ DECLARE
 BEGIN
     -- validate every argument before touching any row: one expression for the common, valid call; the
     -- per-argument checks (which raise the precise WL006) only when something is wrong
-    IF p_user_id IS NULL OR length(p_user_id) NOT BETWEEN 1 AND 128
-       OR p_reference_id IS NULL OR length(p_reference_id) NOT BETWEEN 1 AND 128
+    -- (the constant functions are inlined and folded into the cached plan: no call at run time)
+    IF p_user_id IS NULL OR length(p_user_id) NOT BETWEEN 1 AND _wallet_max_id_length()
+       OR p_reference_id IS NULL OR length(p_reference_id) NOT BETWEEN 1 AND _wallet_max_id_length()
        OR p_asset_code IS NULL
-       OR p_amount IS NULL OR p_amount NOT BETWEEN 1 AND 9007199254740991
-       OR length(p_payment_method) NOT BETWEEN 1 AND 128
-       OR (p_bonus_type IS NULL AND p_type = 'BONUS') OR length(p_bonus_type) NOT BETWEEN 1 AND 128
-       OR (p_item_id IS NULL AND p_type = 'SPEND') OR length(p_item_id) NOT BETWEEN 1 AND 128
+       OR p_amount IS NULL OR p_amount NOT BETWEEN 1 AND _wallet_max_amount()
+       OR length(p_payment_method) NOT BETWEEN 1 AND _wallet_max_id_length()
+       OR (p_bonus_type IS NULL AND p_type = 'BONUS') OR length(p_bonus_type) NOT BETWEEN 1 AND _wallet_max_id_length()
+       OR (p_item_id IS NULL AND p_type = 'SPEND') OR length(p_item_id) NOT BETWEEN 1 AND _wallet_max_id_length()
        OR jsonb_typeof(p_metadata) <> 'object' THEN
         PERFORM _wallet_check_id('user_id', p_user_id);
         PERFORM _wallet_check_id('reference_id', p_reference_id);
         IF p_asset_code IS NULL THEN
             PERFORM _wallet_invalid_argument('asset_code', 'is required');
         END IF;
-        IF p_amount IS NULL OR p_amount < 1 OR p_amount > 9007199254740991 THEN
-            PERFORM _wallet_invalid_argument('amount',
-                format('must be an integer from 1 to 9007199254740991, not %s', coalesce(p_amount::text, 'null')));
+        IF p_amount IS NULL OR p_amount NOT BETWEEN 1 AND _wallet_max_amount() THEN
+            PERFORM _wallet_invalid_argument('amount', format('must be an integer from 1 to %s, not %s',
+                                                              _wallet_max_amount(), coalesce(p_amount::text, 'null')));
         END IF;
         PERFORM _wallet_check_id('payment_method', p_payment_method, false);
         PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
@@ -74,15 +75,9 @@ BEGIN
        FOR UPDATE;
     IF NOT FOUND THEN
         -- only now can the asset be unknown: a wallet in it exists, so it does (foreign key)
-        IF NOT EXISTS (SELECT 1 FROM assets a WHERE a.code = p_asset_code) THEN
-            RAISE EXCEPTION 'asset % not found', p_asset_code
-                USING ERRCODE = 'WL003', DETAIL = json_build_object('asset_code', p_asset_code)::text;
-        END IF;
+        PERFORM _wallet_require_asset(p_asset_code);
         IF p_type = 'SPEND' THEN
-            IF NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = p_user_id) THEN
-                RAISE EXCEPTION 'player % has no wallet', p_user_id
-                    USING ERRCODE = 'WL002', DETAIL = json_build_object('user_id', p_user_id)::text;
-            END IF;
+            PERFORM _wallet_require_player(p_user_id);
             -- the player exists but never held this asset: nothing to spend
             v_balance := 0;
         ELSE
@@ -134,13 +129,13 @@ BEGIN
         v_sign := -1;
         v_system_kind := 'REVENUE';
     ELSE
-        IF v_balance > 9007199254740991 - p_amount THEN
+        IF v_balance > _wallet_max_amount() - p_amount THEN
             RAISE EXCEPTION 'balance limit exceeded: player % has % % and cannot receive %',
                 p_user_id, v_balance, p_asset_code, p_amount
                 USING ERRCODE = 'WL007',
                       DETAIL = json_build_object('user_id', p_user_id, 'asset_code', p_asset_code,
                                                  'amount', p_amount, 'balance', v_balance,
-                                                 'limit', 9007199254740991)::text;
+                                                 'limit', _wallet_max_amount())::text;
         END IF;
         v_sign := 1;
         v_system_kind := CASE p_type WHEN 'BONUS' THEN 'BONUS_POOL'::wallet_kind ELSE 'TREASURY'::wallet_kind END;

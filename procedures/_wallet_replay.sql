@@ -33,8 +33,9 @@ BEGIN
     END IF;
 
     -- the balance reported is the one the original posting left, not today's
-    v_result := (p_tx.id, p_tx.user_id, p_tx.asset_code, p_tx.amount,
-                 (SELECT e.balance_after FROM ledger_entries e
+    -- (the domain-typed columns read out as their base types)
+    v_result := (p_tx.id, p_tx.user_id::text, p_tx.asset_code, p_tx.amount::bigint,
+                 (SELECT e.balance_after::bigint FROM ledger_entries e
                    WHERE e.transaction_id = p_tx.id AND e.balance_after IS NOT NULL),
                  p_tx.type, p_tx.created_at, true);
     RETURN v_result;

@@ -8,7 +8,9 @@ CREATE OR REPLACE FUNCTION wallet_balances(p_user_id text, p_asset_code text DEF
 RETURNS TABLE (asset_code text, asset_name text, balance bigint, last_updated timestamptz)
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    PERFORM _wallet_require_player(p_user_id, p_asset_code);
+    PERFORM _wallet_check_id('user_id', p_user_id);
+    PERFORM _wallet_require_asset(p_asset_code);
+    PERFORM _wallet_require_player(p_user_id);
     RETURN QUERY
         SELECT a.code, a.name, coalesce(w.balance, 0), w.updated_at
           FROM assets a

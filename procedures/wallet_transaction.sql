@@ -14,7 +14,7 @@ LANGUAGE plpgsql STABLE AS $$
 BEGIN
     PERFORM _wallet_check_id('reference_id', p_reference_id);
     RETURN QUERY
-        SELECT t.id, t.reference_id, 'COMPLETED'::text, t.type, t.user_id, t.asset_code, t.amount,
+        SELECT t.id, t.reference_id::text, 'COMPLETED'::text, t.type, t.user_id::text, t.asset_code, t.amount::bigint,
                t.created_at, t.metadata, t.description, e.id, w.id, w.name,
                CASE WHEN e.amount < 0 THEN 'DEBIT' ELSE 'CREDIT' END, abs(e.amount)
           FROM transactions t

@@ -84,6 +84,6 @@ BEGIN
         SELECT 'balance_limit', w.id::text,
                format('wallet of %s in %s has balance %s', w.user_id, w.asset_code, w.balance)
           FROM wallets w
-         WHERE w.kind = 'PLAYER' AND w.balance > 9007199254740991;
+         WHERE w.kind = 'PLAYER' AND w.balance > _wallet_max_amount();
 END;
 $$;

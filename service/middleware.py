@@ -16,12 +16,13 @@ from psycopg_pool import PoolTimeout
 from service.api_errors import ApiError, from_db_error
 from service.appkeys import REQUEST_ID
 from service.handlers import now
+from service.limits import MAX_ID_LENGTH
 
 access_log = logging.getLogger("service.access")
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_CLIENT_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}")
 
 # aiohttp's own HTTP errors, in the contract's words
 _HTTP_ERRORS = {

@@ -6,24 +6,41 @@ by the SQL functions.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
 
+from service import docs
 from service.api_errors import ApiError, validation_error
 from service.cursor import decode_cursor
 from service.limits import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_AMOUNT, MAX_ID_LENGTH, MAX_OFFSET
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-# operation -> its own field and whether that field is required
-OPERATION_FIELDS: dict[str, tuple[str, bool]] = {
-    "topup": ("payment_method", False),
-    "bonus": ("bonus_type", True),
-    "spend": ("item_id", True),
+# operation -> the field of its own it takes. Whether that field is required is the contract's word: the
+# OpenAPI document's request schema says it, the SQL function enforces it for every caller (WL006 "is
+# required"), and tests/api/test_openapi.py checks that the two agree.
+OPERATION_FIELDS: dict[str, str] = {
+    "topup": "payment_method",
+    "bonus": "bonus_type",
+    "spend": "item_id",
 }
+
+
+@functools.cache
+def operation_field_required(operation: str) -> bool:
+    """Whether the document's request body of POST /wallets/{operation} requires the operation's field."""
+    document = docs.spec()
+    schema = document["paths"][f"/wallets/{operation}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in schema:  # a local reference: #/components/schemas/Name
+        target = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return OPERATION_FIELDS[operation] in schema.get("required", [])
 
 
 def _reject_constant(name: str) -> Any:
@@ -91,7 +108,7 @@ class FieldErrors:
         return None
 
     def amount(self, field: str, value: Any) -> int | None:
-        """A JSON integer from 1 to 2^53-1: not a boolean, float or string."""
+        """A JSON integer from 1 to MAX_AMOUNT: not a boolean, float or string."""
         if value is None:
             self.add(field, "is required")
         elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AMOUNT:
@@ -106,15 +123,15 @@ class FieldErrors:
 
 
 def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
-    """The arguments of wallet_topup / wallet_bonus / wallet_spend, from a validated body."""
-    op_field, op_required = OPERATION_FIELDS[operation]
+    """The arguments of wallet_topup / wallet_bonus / wallet_spend, from a validated body, by field name."""
+    op_field = OPERATION_FIELDS[operation]
     problems = FieldErrors()
     problems.unknown(list(body), {"user_id", "asset_code", "amount", "reference_id", op_field, "metadata"}, "field")
     args: dict[str, Any] = {
         "user_id": problems.ident("user_id", body.get("user_id")),
         "asset_code": problems.ident("asset_code", body.get("asset_code")),
         "amount": problems.amount("amount", body.get("amount")),
-        "op_value": problems.ident(op_field, body.get(op_field), required=op_required),
+        op_field: problems.ident(op_field, body.get(op_field), required=operation_field_required(operation)),
     }
     header = headers.get(IDEMPOTENCY_HEADER)
     key = problems.ident(IDEMPOTENCY_HEADER, header, required=False)

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from service.app import create_app
-from tests.api.helpers import MAX_AMOUNT, error_of, snapshot, topup_body, violations
+from service.limits import MAX_AMOUNT
+from tests.api.helpers import error_of, snapshot, topup_body, violations
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import psycopg
@@ -28,12 +29,15 @@ def raising_app(db_url: str, retries: int) -> web.Application:
 
 @pytest.fixture
 def raise_fn(conn):
-    """test_raise(state): counts its calls in test_calls, then raises that SQLSTATE with a JSON DETAIL."""
+    """test_raise(state): writes a row to test_calls (rolled back with the error), counts the attempt in the
+    sequence test_attempts (sequences are not rolled back), then raises that SQLSTATE with a JSON DETAIL."""
     conn.execute("CREATE TABLE test_calls (n int)")
+    conn.execute("CREATE SEQUENCE test_attempts")
     conn.execute("""
         CREATE FUNCTION test_raise(p_state text) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
             INSERT INTO test_calls VALUES (1);
+            PERFORM nextval('test_attempts');
             RAISE EXCEPTION 'SELECT secret FROM table_x failed' USING ERRCODE = p_state,
                 DETAIL = '{"required": 5, "available": 1, "transaction_id": "t", "field": "f", "message": "m"}';
         END $$""")
@@ -41,13 +45,15 @@ def raise_fn(conn):
 
 
 @pytest.mark.parametrize("state", ["40001", "40P01", "55P03"])
-async def test_transient_conflicts_are_retried_a_bounded_number_of_times(aiohttp_client, db_url, raise_fn, state):
+async def test_transient_conflicts_are_retried_a_bounded_number_of_times(aiohttp_client, db_url, conn, raise_fn, state):
     client = await aiohttp_client(raising_app(db_url, retries=2))
     r = await client.get(f"/api/v1/_raise/{state}")
     assert r.status == 503
     assert r.headers["Retry-After"] == "1"
     assert (await error_of(r))["code"] == "CONCURRENCY_CONFLICT"
     assert raise_fn() == 0  # every attempt rolled back what it wrote
+    attempts = conn.execute("SELECT pg_sequence_last_value('test_attempts')").fetchone()[0]
+    assert attempts == 3, f"{state}: {attempts} attempts, expected the first and 2 retries"
 
 
 async def test_retry_count_follows_config(aiohttp_client, db_url, conn):
@@ -116,22 +122,28 @@ async def test_lock_released_during_retries_succeeds(aiohttp_client, db_url):
     client = await aiohttp_client(create_app(db_url, retries=2, pool_min_size=1, pool_max_size=4))
     holder = await psycopg.AsyncConnection.connect(db_url)
     await holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
-    request = asyncio.ensure_future(client.post("/api/v1/wallets/spend", json=topup_body(amount=1, item_id="i")))
-    # release only after the first attempt has given up waiting (the functions' lock_timeout is 2 s)
-    while not request.done():
-        waits = await (
-            await holder.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-        ).fetchone()
-        await asyncio.sleep(0.2)
-        if waits[0] == 0:
-            continue
-        await asyncio.sleep(2.5)
-        break
-    await holder.rollback()
-    await holder.close()
-    r = await request
+    retried = asyncio.Event()
+
+    class OnRetry(logging.Handler):  # service.database logs each retry before it waits and tries again
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("retrying after 55P03"):
+                retried.set()
+
+    handler, logger = OnRetry(), logging.getLogger("service.database")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        request = asyncio.ensure_future(client.post("/api/v1/wallets/spend", json=topup_body(amount=1, item_id="i")))
+        # release only once the first attempt has given up waiting on the lock (lock_timeout) and is retried
+        await asyncio.wait_for(retried.wait(), timeout=60)
+        assert not request.done()
+        await holder.rollback()
+        r = await request
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        await holder.close()
     assert r.status == 201
 
 

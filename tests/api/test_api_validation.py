@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service.app import create_app
-from tests.api.helpers import MAX_AMOUNT, error_of, snapshot, topup_body, violations
+from service.limits import MAX_AMOUNT
+from tests.api.helpers import error_of, snapshot, topup_body, violations
 
 
 @pytest.fixture

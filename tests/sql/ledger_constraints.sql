@@ -76,19 +76,27 @@ SELECT throws_ok(
                     ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, NULL)$$,
            pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
     '23514', NULL, 'a player entry without balance_after is rejected');
+-- the player leg is valid here (its wallet already stores 50020) and the system leg's balance_after is a
+-- valid balance: only the rule "system entries carry no balance_after" can refuse this insert
+UPDATE wallets SET balance = 50020 WHERE id = pg_temp.wallet_of('user_bob', 'GOLD_COINS');
 SELECT throws_ok(
     format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
              VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 10, 50020),
-                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, -10)$$,
+                    ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, 10)$$,
            pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
-    '23514', NULL, 'a system entry with a balance_after is rejected');
+    '23514',
+    format('ledger entry %s breaks the balance chain of wallet %s (TREASURY wallet): balance_after 10 after 0',
+           (SELECT last_value + 2 FROM pg_sequences WHERE sequencename = 'ledger_entries_id_seq'),
+           pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    'a system entry with a balance_after is rejected');
+UPDATE wallets SET balance = 50010 WHERE id = pg_temp.wallet_of('user_bob', 'GOLD_COINS');
 SELECT throws_ok(
     format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
              VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -50011, -1),
                     ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', 50011, NULL)$$,
            pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE')),
-    '23514', 'new row for relation "ledger_entries" violates check constraint "ledger_entries_balance_after_check"',
-    'an entry leaving a negative balance_after is rejected by its CHECK');
+    '23514', 'value for domain wallet_balance violates check constraint "wallet_balance_range"',
+    'an entry leaving a negative balance_after is rejected by its domain');
 
 -- ---------------------------------------------------------------- stored balance = ledger, at commit
 
@@ -150,11 +158,11 @@ SET CONSTRAINTS ALL DEFERRED;
 -- ---------------------------------------------------------------- wallet row constraints
 
 SELECT throws_ok($$UPDATE wallets SET balance = -1 WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'$$,
-    '23514', 'new row for relation "wallets" violates check constraint "wallets_balance_not_negative"',
-    'a player balance cannot be negative (CHECK)');
+    '23514', 'value for domain wallet_balance violates check constraint "wallet_balance_range"',
+    'a player balance cannot be negative (domain)');
 SELECT throws_ok($$UPDATE wallets SET balance = 9007199254740992 WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'$$,
-    '23514', 'new row for relation "wallets" violates check constraint "wallets_balance_limit"',
-    'a player balance cannot exceed 2^53-1 (CHECK)');
+    '23514', 'value for domain wallet_balance violates check constraint "wallet_balance_range"',
+    'a player balance cannot exceed 2^53-1 (domain)');
 SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance)
                    VALUES ('GOLD_COINS', 'PLAYER', 'user_alice', 'Alice again', 0)$$,
     '23505', NULL, 'one wallet per player and asset');

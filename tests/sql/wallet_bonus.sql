@@ -13,14 +13,14 @@ SELECT results_eq(
     $$SELECT user_id, asset_code, amount, balance, transaction_type, replayed FROM first_bonus$$,
     $$VALUES ('user_bob', 'GOLD_COINS', 100::bigint, 50100::bigint, 'BONUS'::transaction_type, false)$$,
     'a bonus returns the player, asset, amount, new balance, type BONUS and replayed = false');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'GOLD_COINS'), 50100::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'GOLD_COINS'), 50100::bigint,
     'the stored balance is raised by the amount');
 SELECT results_eq(
-    $$SELECT bonus_type, payment_method, item_id, metadata, description FROM transactions WHERE reference_id = 'bonus_001'$$,
+    $$SELECT bonus_type::text, payment_method::text, item_id::text, metadata, description FROM transactions WHERE reference_id = 'bonus_001'$$,
     $$VALUES ('DAILY_LOGIN', NULL::text, NULL::text, '{"day": 7}'::jsonb, 'Bonus: DAILY_LOGIN')$$,
     'the transaction row records the bonus type, metadata and a description');
 SELECT results_eq(
-    $$SELECT w.kind, w.asset_code, e.amount, e.balance_after FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
+    $$SELECT w.kind, w.asset_code, e.amount, e.balance_after::bigint FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
        WHERE e.transaction_id = (SELECT transaction_id FROM first_bonus) ORDER BY e.id$$,
     $$VALUES ('PLAYER'::wallet_kind, 'GOLD_COINS', 100::bigint, 50100::bigint),
              ('BONUS_POOL'::wallet_kind, 'GOLD_COINS', -100::bigint, NULL::bigint)$$,
@@ -59,7 +59,7 @@ SELECT throws_ok($$SELECT wallet_spend('user_bob', 'GOLD_COINS', 100, 'bonus_001
 SELECT results_eq(
     $$SELECT user_id, asset_code, balance FROM wallet_bonus('user_erin', 'LOYALTY_POINTS', 100, 'bonus_erin_1', 'WELCOME')$$,
     $$VALUES ('user_erin', 'LOYALTY_POINTS', 100::bigint)$$, 'a bonus for a new player opens the wallet');
-SELECT results_eq($$SELECT kind, name, balance FROM wallets WHERE user_id = 'user_erin'$$,
+SELECT results_eq($$SELECT kind, name, balance::bigint FROM wallets WHERE user_id = 'user_erin'$$,
     $$VALUES ('PLAYER'::wallet_kind, 'user_erin', 100::bigint)$$, 'exactly one wallet, named after the user id');
 SELECT is((SELECT balance FROM wallet_spend('user_erin', 'LOYALTY_POINTS', 30, 'spend_erin_1', 'hat')), 70::bigint,
     'earn 100, spend 30: the balance is 70');

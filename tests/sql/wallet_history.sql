@@ -1,6 +1,6 @@
 -- wallet_history: a player's entries in one asset, newest first, paged by limit/offset or keyset.
 BEGIN;
-SELECT plan(26);
+SELECT plan(29);
 
 SELECT has_function('wallet_history', ARRAY['text', 'text', 'integer', 'integer', 'bigint'], 'wallet_history exists');
 
@@ -35,8 +35,11 @@ SELECT results_eq(
     $$SELECT id, created_at FROM transactions WHERE reference_id = 'h_spend'$$,
     'rows carry the transaction id and time');
 SELECT is((SELECT balance_after FROM wallet_history('user_alice', 'GOLD_COINS', 1)),
-    (SELECT balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'),
+    (SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'),
     'the newest balance_after is the stored balance');
+
+SELECT is(ARRAY(SELECT has_older FROM wallet_history('user_alice', 'GOLD_COINS')),
+    ARRAY[true, true, true, true, false], 'has_older: every entry but the wallet''s first has an older one');
 
 -- limit and offset
 SELECT is(ARRAY(SELECT reference_id FROM wallet_history('user_alice', 'GOLD_COINS', 2)),
@@ -46,6 +49,8 @@ SELECT is(ARRAY(SELECT reference_id FROM wallet_history('user_alice', 'GOLD_COIN
 SELECT is(ARRAY(SELECT reference_id FROM wallet_history('user_alice', 'GOLD_COINS', 2, 4)),
     ARRAY['init_alice_gold_001'], 'the last page is short');
 SELECT is_empty($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 2, 5)$$, 'past the end: no rows');
+SELECT is(ARRAY(SELECT has_older FROM wallet_history('user_alice', 'GOLD_COINS', 2, 2)), ARRAY[true, true],
+    'a page with more after it ends on a row that has older entries');
 
 -- keyset: continue below the last entry id of the previous page
 CREATE TEMP TABLE page1 AS SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', p_limit => 2);
@@ -74,9 +79,10 @@ SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', 'SILVER')$$, 'WL00
 SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', NULL)$$, 'WL006',
     'invalid argument asset_code: is required', 'the asset is required');
 SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 0)$$, 'WL006',
-    'invalid argument limit: must be an integer from 1 to 1000', 'limit 0');
-SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 1001)$$, 'WL006',
-    'invalid argument limit: must be an integer from 1 to 1000', 'limit 1001');
+    'invalid argument limit: must be an integer from 1 to 100', 'limit 0');
+SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 101)$$, 'WL006',
+    'invalid argument limit: must be an integer from 1 to 100', 'limit 101: above _wallet_max_page()');
+SELECT lives_ok($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 100)$$, 'limit 100 is the largest page');
 SELECT throws_ok($$SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', 10, -1)$$, 'WL006',
     'invalid argument offset: must be a non-negative integer', 'a negative offset');
 SELECT throws_ok($$SELECT * FROM wallet_history('', 'GOLD_COINS')$$, 'WL006',

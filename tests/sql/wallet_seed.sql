@@ -6,7 +6,7 @@ SELECT plan(13);
 SELECT has_function('wallet_seed', 'wallet_seed exists');
 
 SELECT results_eq(
-    $$SELECT w.user_id, w.asset_code, e.amount, e.balance_after, t.type FROM wallets w
+    $$SELECT w.user_id::text, w.asset_code, e.amount, e.balance_after::bigint, t.type FROM wallets w
         JOIN ledger_entries e ON e.wallet_id = w.id JOIN transactions t ON t.id = e.transaction_id
        WHERE w.kind = 'PLAYER' ORDER BY e.id$$,
     $$VALUES ('user_alice', 'GOLD_COINS', 100000::bigint, 100000::bigint, 'INITIAL_BALANCE'::transaction_type),
@@ -15,11 +15,11 @@ SELECT results_eq(
              ('user_charlie', 'GOLD_COINS', 25000::bigint, 25000::bigint, 'INITIAL_BALANCE'::transaction_type)$$,
     'alice 100000 gold + 500 diamonds, bob 50000, charlie 25000, each one INITIAL_BALANCE entry');
 SELECT results_eq(
-    $$SELECT DISTINCT user_id, name FROM wallets WHERE kind = 'PLAYER' ORDER BY user_id$$,
+    $$SELECT DISTINCT user_id::text, name FROM wallets WHERE kind = 'PLAYER' ORDER BY 1$$,
     $$VALUES ('user_alice', 'Alice'), ('user_bob', 'Bob'), ('user_charlie', 'Charlie')$$,
     'the players'' display names');
 SELECT results_eq(
-    $$SELECT reference_id, amount FROM transactions ORDER BY created_at, reference_id$$,
+    $$SELECT reference_id::text, amount::bigint FROM transactions ORDER BY created_at, reference_id$$,
     $$VALUES ('init_alice_diamonds_001', 500::bigint), ('init_alice_gold_001', 100000::bigint),
              ('init_bob_gold_001', 50000::bigint), ('init_charlie_gold_001', 25000::bigint)$$,
     'the fixed reference ids of the contract');
@@ -46,7 +46,7 @@ SELECT is((SELECT count(*) FROM ledger_entries)::int, 8, 'no new entry');
 SELECT lives_ok($$SELECT wallet_spend('user_bob', 'GOLD_COINS', 50000, 'seed_spend_bob', 'castle')$$, 'bob spends everything');
 SELECT is((SELECT balance FROM wallet_seed() WHERE user_id = 'user_bob'), 50000::bigint,
     'the replay reports the opening balance ...');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_bob'), 0::bigint, '... and bob still has 0');
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_bob'), 0::bigint, '... and bob still has 0');
 
 -- a seed reference id that holds something else is a conflict, not a silent skip (the seed row is
 -- altered with the append-only triggers off, inside this rolled-back transaction)

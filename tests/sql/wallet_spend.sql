@@ -13,14 +13,14 @@ SELECT results_eq(
     $$SELECT user_id, asset_code, amount, balance, transaction_type, replayed FROM first_spend$$,
     $$VALUES ('user_alice', 'GOLD_COINS', 2500::bigint, 97500::bigint, 'SPEND'::transaction_type, false)$$,
     'a spend returns the player, asset, amount, new balance, type SPEND and replayed = false');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 97500::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 97500::bigint,
     'the stored balance is lowered by the amount');
 SELECT results_eq(
-    $$SELECT item_id, metadata, description FROM transactions WHERE reference_id = 'spend_001'$$,
+    $$SELECT item_id::text, metadata, description FROM transactions WHERE reference_id = 'spend_001'$$,
     $$VALUES ('dragon_skin', '{"level": 3}'::jsonb, 'Purchase: dragon_skin')$$,
     'the transaction row records the item, metadata and a description');
 SELECT results_eq(
-    $$SELECT w.kind, w.asset_code, e.amount, e.balance_after FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
+    $$SELECT w.kind, w.asset_code, e.amount, e.balance_after::bigint FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
        WHERE e.transaction_id = (SELECT transaction_id FROM first_spend) ORDER BY e.id$$,
     $$VALUES ('PLAYER'::wallet_kind, 'GOLD_COINS', -2500::bigint, 97500::bigint),
              ('REVENUE'::wallet_kind, 'GOLD_COINS', 2500::bigint, NULL::bigint)$$,
@@ -35,7 +35,7 @@ SELECT is((SELECT balance FROM wallet_spend('user_alice', 'DIAMONDS', 500, 'spen
 SELECT lives_ok($$SELECT wallet_topup('user_frank', 'GOLD_COINS', 100, 'earn_frank', 'card')$$, 'a new player earns 100');
 SELECT results_eq($$SELECT amount, balance FROM wallet_spend('user_frank', 'GOLD_COINS', 30, 'spend_frank', 'sword')$$,
     $$VALUES (30::bigint, 70::bigint)$$, 'spends 30 and is told the balance is 70');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_frank'), 70::bigint, 'the stored balance is 70');
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_frank'), 70::bigint, 'the stored balance is 70');
 SELECT is((SELECT sum(amount) FROM ledger_entries WHERE wallet_id = (SELECT id FROM wallets WHERE user_id = 'user_frank')),
     70::numeric, 'the ledger entries of the wallet sum to 70');
 
@@ -77,7 +77,7 @@ SELECT * FROM wallet_spend('user_alice', 'GOLD_COINS', 2500, 'spend_001', 'drago
 SELECT results_eq('SELECT transaction_id, amount, balance, created_at, replayed FROM replay',
     'SELECT transaction_id, amount, balance, created_at, true FROM first_spend',
     'same key, same request: the original transaction and balance, flagged replayed');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 97500::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 97500::bigint,
     'a replayed spend does not debit again');
 SELECT is((SELECT count(*) FROM transactions WHERE type = 'SPEND')::int, 4, 'a replay writes no transaction');
 -- the replay of a spend that emptied the wallet is still a replay, not an insufficient-funds error

@@ -17,12 +17,12 @@ SELECT results_eq(
     'a top-up returns the player, asset, amount, new balance, type and replayed = false');
 SELECT isnt((SELECT transaction_id FROM first_topup), NULL, 'it returns a transaction id');
 SELECT is((SELECT created_at FROM first_topup), now(), 'created_at is the time of the posting transaction');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 102500::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 102500::bigint,
     'the stored balance is raised by the amount');
 SELECT is((SELECT updated_at FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), now(),
     'the wallet''s updated_at is the posting time');
 SELECT results_eq(
-    $$SELECT type, user_id, asset_code, amount, payment_method, metadata, description
+    $$SELECT type, user_id::text, asset_code, amount::bigint, payment_method::text, metadata, description
         FROM transactions WHERE reference_id = 'topup_001'$$,
     $$VALUES ('TOPUP'::transaction_type, 'user_alice', 'GOLD_COINS', 2500::bigint, 'stripe', '{"order": 42}'::jsonb,
               'Top-up via stripe')$$,
@@ -30,7 +30,7 @@ SELECT results_eq(
 SELECT is((SELECT id FROM transactions WHERE reference_id = 'topup_001'), (SELECT transaction_id FROM first_topup),
     'the returned transaction id is the stored one');
 SELECT results_eq(
-    $$SELECT w.kind, e.amount, e.balance_after FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
+    $$SELECT w.kind, e.amount, e.balance_after::bigint FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
        WHERE e.transaction_id = (SELECT transaction_id FROM first_topup) ORDER BY e.id$$,
     $$VALUES ('PLAYER'::wallet_kind, 2500::bigint, 102500::bigint), ('TREASURY'::wallet_kind, -2500::bigint, NULL::bigint)$$,
     'two legs: the player credited with balance_after, the GOLD_COINS treasury debited');
@@ -39,7 +39,7 @@ SELECT is((SELECT e.asset_code FROM ledger_entries e JOIN wallets w ON w.id = e.
     'GOLD_COINS', 'the treasury leg is in the top-up''s asset');
 SELECT is((SELECT balance FROM wallet_system_balances WHERE asset_code = 'GOLD_COINS' AND kind = 'TREASURY'),
     -177500::bigint, 'the treasury''s derived balance is minus everything it issued');
-SELECT is((SELECT balance FROM wallets WHERE asset_code = 'GOLD_COINS' AND kind = 'TREASURY'), NULL::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE asset_code = 'GOLD_COINS' AND kind = 'TREASURY'), NULL::bigint,
     'the treasury row itself is not updated (no hot row)');
 
 -- ---------------------------------------------------------------- replay
@@ -53,7 +53,7 @@ SELECT results_eq('SELECT amount, balance, created_at FROM replay', 'SELECT amou
     'the replay repeats the original amount, balance and time');
 SELECT is((SELECT count(*) FROM transactions)::int, 5, 'a replay writes no transaction');
 SELECT is((SELECT count(*) FROM ledger_entries)::int, 10, 'a replay writes no ledger entry');
-SELECT is((SELECT balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 102500::bigint,
+SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 102500::bigint,
     'a replay does not move the balance');
 SELECT is((SELECT replayed FROM wallet_topup('user_alice', 'GOLD_COINS', 2500, 'topup_001', 'stripe', '{"other": 1}')),
     true, 'metadata is not part of the request''s identity: different metadata still replays');
@@ -99,13 +99,13 @@ SELECT results_eq(
     $$VALUES ('user_dave', 'GOLD_COINS', 500::bigint, 500::bigint, false)$$,
     'a top-up for an unknown player succeeds');
 SELECT results_eq(
-    $$SELECT kind, name, balance FROM wallets WHERE user_id = 'user_dave'$$,
+    $$SELECT kind, name, balance::bigint FROM wallets WHERE user_id = 'user_dave'$$,
     $$VALUES ('PLAYER'::wallet_kind, 'user_dave', 500::bigint)$$,
     'it opened one player wallet, named after the user id, holding the amount');
 SELECT lives_ok($$SELECT wallet_topup('user_alice', 'LOYALTY_POINTS', 10, 'topup_alice_lp', 'card')$$,
     'a top-up in an asset the player never held');
 SELECT results_eq(
-    $$SELECT name, balance FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'LOYALTY_POINTS'$$,
+    $$SELECT name, balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'LOYALTY_POINTS'$$,
     $$VALUES ('Alice', 10::bigint)$$, 'opens that wallet under the player''s existing display name');
 
 -- ---------------------------------------------------------------- named arguments

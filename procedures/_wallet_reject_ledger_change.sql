@@ -1,0 +1,10 @@
+-- _wallet_reject_ledger_change: trigger function: ledger rows are never updated, deleted or truncated.
+-- Fires: BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on ledger_entries and transactions.
+-- Returns: never. Raises: WL008, always.
+CREATE OR REPLACE FUNCTION _wallet_reject_ledger_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger is append-only: % on % is not allowed', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'WL008', HINT = 'correct a mistake with a new, compensating transaction';
+END;
+$$;
