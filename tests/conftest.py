@@ -15,16 +15,15 @@ import pytest
 from pytest_postgresql import factories
 
 from service import schema
+from tools import pgbin
 
 TESTS = Path(__file__).resolve().parent
 PG_CTL = TESTS / "pg_ctl_as_postgres"
 
 
 def pg_bindir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
-    if not found:
-        raise RuntimeError("no PostgreSQL server under /usr/lib/postgresql: run scripts/test, which installs it")
-    return found[-1].parent
+    """The server binaries (tools.pgbin), also exported as WALLET_PG_BINDIR for pg_ctl_as_postgres."""
+    return pgbin.export_bindir()
 
 
 def ensure_extension_package(extension: str, package: str) -> None:
@@ -59,6 +58,8 @@ def load_template(host: str, port: int, user: str, dbname: str, **_: object) -> 
         conn.execute("CREATE EXTENSION IF NOT EXISTS pgtap")
 
 
+# resolved (and exported as WALLET_PG_BINDIR) before pytest-postgresql starts the server through pg_ctl_as_postgres
+pg_bindir()
 postgresql_proc = factories.postgresql_proc(
     executable=str(PG_CTL),
     host="127.0.0.1",

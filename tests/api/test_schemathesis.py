@@ -19,14 +19,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -37,11 +32,9 @@ from schemathesis.config import SchemathesisConfig
 
 from service import schema
 from service.docs import OPENAPI_PATH
-from tools.ports import free_port
+from tools.launcher import CONSOLE_SCRIPT, Serve
 
-WALLET_SERVICE = Path(sys.executable).parent / "wallet-service"
 EXAMPLES = int(os.environ.get("WALLET_SCHEMATHESIS_EXAMPLES", "40"))
-STARTUP_SECONDS = 120  # an upper bound to stop waiting, not a speed requirement
 
 # Schema-valid requests may still be refused for the ledger's state: 404 (no such wallet, asset or
 # transaction), 409 (the key belongs to another request), 422 (insufficient funds, balance limit). A 400 is
@@ -78,30 +71,10 @@ def module_db_url(postgresql_proc):
 @pytest.fixture(scope="module")
 def service(module_db_url, tmp_path_factory):
     """(API base URL, access log path) of a `wallet-service serve` on the module's database."""
-    port = free_port()
     log = tmp_path_factory.mktemp("schemathesis") / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(WALLET_SERVICE), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=dict(os.environ, DATABASE_URL=module_db_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}/api/v1"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-    yield base, log
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    env = dict(os.environ, DATABASE_URL=module_db_url)
+    with Serve(log, env=env, command=[str(CONSOLE_SCRIPT)]) as server:  # SIGTERM at the end
+        yield server.base, log
 
 
 def test_the_service_serves_the_document_under_test(service):
@@ -125,20 +98,26 @@ VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
 def follow_cross_field_rules(case, mode: GenerationMode) -> None:
-    """Rules the document states in words because OpenAPI cannot express them: the Idempotency-Key
-    header, when sent, equals the body's reference_id (else 400), and a cursor is one the service issued
-    (an arbitrary string is a 400). Generated cases keep to them; every other input stays as generated."""
+    """Rules the document states in words because OpenAPI cannot express them: a posting's idempotency key
+    is the body's reference_id or the Idempotency-Key header, one of the two is required, and when both
+    are sent they are equal (else 400); a cursor is one the service issued (an arbitrary string is a 400).
+    Generated cases keep to them; every other input stays as generated."""
     headers = case.headers or {}
+    body = case.body if isinstance(case.body, dict) else None
     if "Idempotency-Key" in headers:
-        reference = case.body.get("reference_id") if isinstance(case.body, dict) else None
-        if isinstance(reference, str) and VISIBLE_ASCII.fullmatch(reference):
-            headers["Idempotency-Key"] = reference  # a header carries visible ASCII faithfully, nothing else
+        reference = body.get("reference_id") if body is not None else None
+        key = headers["Idempotency-Key"] if reference is None else reference
+        if isinstance(key, str) and VISIBLE_ASCII.fullmatch(key):
+            headers["Idempotency-Key"] = key  # a header carries visible ASCII faithfully, nothing else
         else:
             del headers["Idempotency-Key"]
+    keyless = body is not None and "reference_id" not in body and "Idempotency-Key" not in headers
+    if mode is GenerationMode.POSITIVE and case.operation.method.upper() == "POST" and keyless:
+        case.body["reference_id"] = f"schemathesis-{uuid.uuid4().hex}"  # neither key given: one is required
     if mode is GenerationMode.POSITIVE and case.query:
         case.query.pop("cursor", None)
-    if mode is GenerationMode.POSITIVE and isinstance(case.body, dict) and isinstance(case.body.get("metadata"), dict):
-        case.body["metadata"] = _keys_without_nul(case.body["metadata"])
+    if mode is GenerationMode.POSITIVE and body is not None and isinstance(body.get("metadata"), dict):
+        body["metadata"] = _keys_without_nul(body["metadata"])
 
 
 def _keys_without_nul(value):

@@ -1,7 +1,8 @@
 """`wallet-service serve` as users run it: the .venv console script in a subprocess, on a free port.
 
-Without DATABASE_URL it starts the embedded PostgreSQL in WALLET_DATA_DIR; data survives a restart; the seed
-document's quick test commands answer as the contract says; SIGTERM lets an in-flight request finish.
+Without DATABASE_URL it starts the embedded PostgreSQL in WALLET_DATA_DIR; data survives a restart; the quick
+test commands of the README (section "Run") answer as the contract says; SIGTERM lets an in-flight request
+finish. The process is started and stopped by tools.launcher, as the torture test and the benchmark do.
 """
 
 from __future__ import annotations
@@ -10,25 +11,24 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from tools.ports import free_port
+from tools.launcher import CONSOLE_SCRIPT, Serve, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-WALLET_SERVICE = Path(sys.executable).parent / "wallet-service"
-SEED_README = ROOT.parent / "shared" / "seed" / "wallet-service-README.md"
-STARTUP_SECONDS = 120  # an upper bound to stop waiting, not a speed requirement
+README = ROOT / "README.md"
+QUICK_TEST_LEAD_IN = "Then try the quick test commands:"
+WAIT_SECONDS = 120  # an upper bound to stop waiting, not a speed requirement
 
 
 def ensure_curl() -> str:
@@ -41,46 +41,21 @@ def ensure_curl() -> str:
     return curl
 
 
-class Server:
-    def __init__(self, port: int, env: dict[str, str], log: Path):
-        self.port, self.log = port, log
-        self.base = f"http://127.0.0.1:{port}/api/v1"
-        self.out = open(log, "ab")
-        self.proc = subprocess.Popen(
-            [str(WALLET_SERVICE), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=self.out,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert self.proc.poll() is None, f"serve exited early:\n{log.read_text()}"
-            try:
-                if self.request("GET", "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail(f"serve did not come up:\n{log.read_text()}")
-            time.sleep(0.2)
+def serve(log: Path, env: dict[str, str], port: int = 0) -> Serve:
+    """`wallet-service serve` from the .venv console script, as users run it, answering /health with 200."""
+    return Serve(log, env=env, port=port, command=[str(CONSOLE_SCRIPT)]).start()
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, dict(r.headers), json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), json.loads(e.read())
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=120)
-        self.out.close()
-        return code
+def request(server: Serve, method: str, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        server.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read())
 
 
 @pytest.fixture
@@ -90,15 +65,31 @@ def embedded_env(tmp_path):
     return env
 
 
-def quick_test_commands() -> list[str]:
-    text = SEED_README.read_text()
-    section = text[text.index("Quick Test Commands") :]
-    block = section[section.index("```bash") + len("```bash") :]
+def quick_test_commands(readme: str) -> list[str]:
+    """The curl lines of the ```bash block right after the README's quick-test lead-in (whatever options
+    they carry: headers, quoting)."""
+    after = readme[readme.index(QUICK_TEST_LEAD_IN) + len(QUICK_TEST_LEAD_IN) :]
+    assert after.lstrip().startswith("```bash"), "the quick test commands follow their lead-in sentence"
+    block = after[after.index("```bash") + len("```bash") :]
     block = block[: block.index("```")]
     return [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
 
 
-def run_curl(command: str, port: int) -> tuple[int, dict]:
+def test_quick_test_commands_are_read_generically():
+    readme = (
+        "## Run\n\nThen try the quick test commands:\n\n```bash\n"
+        "curl http://localhost:3000/api/v1/health\n"
+        "# a comment\n"
+        'curl -X POST http://localhost:3000/api/v1/wallets/topup -H "Authorization: Bearer t0k" -d \'{"a":1}\'\n'
+        "```\n\n```bash\ncurl http://localhost:3000/not-this-block\n```\n"
+    )
+    assert quick_test_commands(readme) == [
+        "curl http://localhost:3000/api/v1/health",
+        'curl -X POST http://localhost:3000/api/v1/wallets/topup -H "Authorization: Bearer t0k" -d \'{"a":1}\'',
+    ]
+
+
+def run_curl(command: str, port: int) -> tuple[int, Any]:
     command = command.replace("http://localhost:3000", f"http://127.0.0.1:{port}")
     assert command.startswith("curl ")
     command = "curl -s -w '\\n%{http_code}' " + command[len("curl ") :]
@@ -109,12 +100,12 @@ def run_curl(command: str, port: int) -> tuple[int, dict]:
 
 def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, tmp_path):
     ensure_curl()
-    commands = quick_test_commands()
+    commands = quick_test_commands(README.read_text())
     assert len(commands) == 7
     port = free_port()
-    server = Server(port, embedded_env, tmp_path / "serve.log")
+    server = serve(tmp_path / "serve.log", embedded_env, port)
     try:
-        # the seed document's commands, as written, answer what the contract says
+        # the README's commands, as written, answer what the contract says
         answers = [run_curl(c, port) for c in commands]
         (hs, health), (bs, balance), (ts, topup), (bos, bonus), (ss, spend), (his, history), (ds, detail) = answers
         assert (hs, bs, ts, bos, ss, his, ds) == (200, 200, 201, 201, 201, 200, 200)
@@ -137,7 +128,7 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
             spend["transaction_id"],
         ]
     finally:
-        assert server.stop() == 0
+        assert server.stop(WAIT_SECONDS) == 0
     log = (tmp_path / "serve.log").read_text()
     assert re.search(r"embedded PostgreSQL: data in .*pgdata.*connect with: \S*psql 'postgresql://", log)
     assert "connection pool closed" in log
@@ -145,11 +136,12 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
     access = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(a["path"] == "/api/v1/wallets/topup" and a["status"] == 201 and a["request_id"] for a in access)
 
-    server = Server(port, embedded_env, tmp_path / "serve2.log")
+    server = serve(tmp_path / "serve2.log", embedded_env, port)
     try:
-        status, _, body = server.request("GET", "/wallets/user_alice/balance?asset_code=GOLD_COINS")
+        status, _, body = request(server, "GET", "/wallets/user_alice/balance?asset_code=GOLD_COINS")
         assert status == 200 and body["balances"][0]["balance"] == 105500
-        status, headers, body = server.request(
+        status, headers, body = request(
+            server,
             "POST",
             "/wallets/topup",
             {"user_id": "user_alice", "asset_code": "GOLD_COINS", "amount": 5000, "reference_id": "test_topup_001"},
@@ -157,12 +149,20 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
         assert status == 200 and headers["Idempotent-Replayed"] == "true"
         assert body["transaction_id"] == topup["transaction_id"]
     finally:
-        assert server.stop() == 0
+        assert server.stop(WAIT_SECONDS) == 0
+
+
+def lock_waits(url: str) -> int:
+    """Sessions of the service waiting for a lock right now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND application_name = 'wallet-service'"
+        ).fetchone()[0]
 
 
 def test_sigterm_lets_the_in_flight_request_finish(embedded_env, tmp_path):
-    port = free_port()
-    server = Server(port, embedded_env, tmp_path / "serve.log")
+    server = serve(tmp_path / "serve.log", embedded_env)
     url = re.search(r"connect with: \S*psql '([^']+)'", (tmp_path / "serve.log").read_text()).group(1)
     holder = psycopg.connect(url)
     result: dict = {}
@@ -170,7 +170,8 @@ def test_sigterm_lets_the_in_flight_request_finish(embedded_env, tmp_path):
         holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'GOLD_COINS' FOR UPDATE")
 
         def spend():
-            result["answer"] = server.request(
+            result["answer"] = request(
+                server,
                 "POST",
                 "/wallets/spend",
                 {
@@ -184,29 +185,27 @@ def test_sigterm_lets_the_in_flight_request_finish(embedded_env, tmp_path):
 
         thread = threading.Thread(target=spend)
         thread.start()
-        with psycopg.connect(url, autocommit=True) as watcher:  # wait until the spend waits on our lock
-            while not watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND application_name = 'wallet-service'"
-            ).fetchone()[0]:
-                time.sleep(0.05)
-        server.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STARTUP_SECONDS
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not lock_waits(url):  # wait until the spend waits on our lock
+            assert thread.is_alive(), f"the spend did not wait for the lock: {result}"
+            assert time.monotonic() < deadline, "the spend never waited for the lock"
+            time.sleep(0.05)
+        server.terminate()
+        deadline = time.monotonic() + WAIT_SECONDS
         while True:  # shutdown has begun once the listening socket is closed
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
             except OSError:
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert server.proc.poll() is None and "answer" not in result  # the request is still in flight
+        assert server.running and "answer" not in result  # the request is still in flight
         holder.rollback()  # the lock goes; the spend completes
         thread.join(timeout=60)
         assert result["answer"][0] == 201 and result["answer"][2]["balance"] == 49990
     finally:
         holder.close()
-        code = server.proc.wait(timeout=120)
-        server.out.close()
+        code = server.stop(WAIT_SECONDS)  # SIGTERM was sent already, unless a step failed
     assert code == 0
     assert "connection pool closed" in (tmp_path / "serve.log").read_text()
 
@@ -215,11 +214,11 @@ def test_serve_with_database_url_never_starts_a_server(db_url, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")}
     env["DATABASE_URL"] = db_url
     env["WALLET_DATA_DIR"] = str(tmp_path / "must-not-exist")
-    server = Server(free_port(), env, tmp_path / "serve.log")
+    server = serve(tmp_path / "serve.log", env)
     try:
-        status, _, body = server.request("GET", "/wallets/user_charlie/balance")
+        status, _, body = request(server, "GET", "/wallets/user_charlie/balance")
         assert status == 200 and body["balances"][0]["balance"] == 25000
     finally:
-        assert server.stop() == 0
+        assert server.stop(WAIT_SECONDS) == 0
     assert not (tmp_path / "must-not-exist").exists()
     assert "embedded PostgreSQL" not in (tmp_path / "serve.log").read_text()

@@ -84,10 +84,13 @@ class Ledger:
                 "SELECT 'growth_' || j FROM generate_series(1, %s) j) p",
                 (WHALE, players),
             )
-            self.base = conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchone()[0]
-            self.system = dict(
-                conn.execute("SELECT kind::text, id FROM wallets WHERE asset_code = 'GOLD_COINS' AND kind <> 'PLAYER'")
-            )
+            (self.base,) = conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchall()[0]
+            self.system: dict[str, int] = {
+                kind: wallet_id
+                for kind, wallet_id in conn.execute(
+                    "SELECT kind::text, id FROM wallets WHERE asset_code = 'GOLD_COINS' AND kind <> 'PLAYER'"
+                )
+            }
 
     def grow(self, entries: int, progress: Callable[[int], None] = lambda n: None) -> None:
         """Append transactions until the growth ledger holds `entries` entries; progress(entries added)."""

@@ -1,5 +1,5 @@
-"""HTTP-level load: `wallet-service serve` in its own process, wrk (Lua scripts in scripts/) as the load
-generator in another."""
+"""HTTP-level load: `wallet-service serve` in its own process (tools.launcher.Serve), wrk (Lua scripts in
+scripts/) as the load generator in another."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tools.bench.results import Result
-from tools.ports import free_port
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
@@ -47,53 +43,6 @@ def service_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("service.server") is not None
-
-
-class Service:
-    """`wallet-service serve` on 127.0.0.1 and a free port, DATABASE_URL pointing at the bench database."""
-
-    def __init__(self, database_url: str, log_path: Path, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            **(env or {}),
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wallet-service serve exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.base + "/api/v1/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"wallet-service serve did not answer /api/v1/health; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -142,7 +91,7 @@ def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, 
         proc = subprocess.run(argv, capture_output=True, text=True)
     finally:
         os.unlink(lua.name)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("WRKRESULT")), None)
+    line = next((out for out in proc.stdout.splitlines() if out.startswith("WRKRESULT")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
     v = {k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", line)}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psycopg
 
-from tools.ports import free_port
+from tools.launcher import free_port
+from tools.pgbin import bindir
 
 # Durability stays on: a benchmark with fsync off measures a database nobody runs in production.
 SETTINGS: dict[str, str] = {
@@ -28,17 +29,6 @@ SETTINGS: dict[str, str] = {
     "shared_preload_libraries": "pg_stat_statements",
     "pg_stat_statements.track": "all",
 }
-
-
-def bindir() -> Path:
-    """The newest Debian PostgreSQL server install (/usr/lib/postgresql/N/bin)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
-    if not found:
-        raise RuntimeError(
-            "no PostgreSQL server binaries under /usr/lib/postgresql: "
-            "apt-get install -y postgresql-15 (scripts/test does this)"
-        )
-    return found[-1].parent
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -182,10 +172,17 @@ def describe(url: str) -> dict[str, str]:
         "effective_cache_size",
     ]
     with psycopg.connect(url, autocommit=True) as conn:
-        info = {"version": conn.execute("SELECT version()").fetchone()[0]}
+        info = {"version": _scalar(conn, "SELECT version()")}
         for name in names:
-            info[name] = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()[0]
+            info[name] = _scalar(conn, "SELECT current_setting(%s)", name)
     return info
+
+
+def _scalar(conn: psycopg.Connection, query: str, *params: str) -> str:
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {query}")
+    return str(row[0])
 
 
 def create_database(url: str, name: str) -> str:

@@ -149,8 +149,10 @@ def markdown(results: list[Result], growth: list[Result], info: dict, previous: 
         for probe in dict.fromkeys(r.scenario for r in growth):
             cells = []
             for s in sizes:
-                r = next((x for x in growth if x.scenario == probe and x.extra["size"] == s), None)
-                cells.append("-" if r is None else f"{_ms(r.p50_ms)} / {_ms(r.p95_ms)} / {_ms(r.p99_ms)}")
+                found = next((x for x in growth if x.scenario == probe and x.extra["size"] == s), None)
+                cells.append(
+                    "-" if found is None else f"{_ms(found.p50_ms)} / {_ms(found.p95_ms)} / {_ms(found.p99_ms)}"
+                )
             lines.append(f"| {probe} | " + " | ".join(cells) + " |")
         lines += ["", "| ledger size | bulk load | wallet_verify | whale's transactions |", "|---|---|---|---|"]
         for s in sizes:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from service import schema
 from tools.bench import growth, httpload, pgserver, report, sqlload
 from tools.bench.results import Result
+from tools.launcher import Serve
 
 
 def _cpu(server: pgserver.BenchServer | None, settle: bool = False) -> float:
@@ -71,10 +72,10 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="wallet-bench-")
         workdir = Path(tmp.name)
     server = None if database_url else pgserver.BenchServer(workdir / "pgdata")
-    service = None
+    service: Serve | None = None
     try:
         bar.set_description("starting PostgreSQL")
-        base_url = database_url or server.start()
+        base_url = str(database_url) if server is None else server.start()  # no server: DATABASE_URL given
         wallet_url = base_url if database_url else pgserver.create_database(base_url, "wallet_bench")
         tpcb_url = pgserver.create_database(base_url, "wallet_bench_tpcb")
         bar.update()
@@ -87,8 +88,8 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         bar.update()
         if http:
             bar.set_description("starting wallet-service serve")
-            service = httpload.Service(wallet_url, workdir / "service.log")
-            service.start()
+            service = Serve(workdir / "service.log", env={**os.environ, "DATABASE_URL": wallet_url})
+            service.start(timeout=60)
         statements_on = _reset_statements(wallet_url)
 
         sql_tallies = {name: sqlload.Tally() for name in sqlload.SCENARIOS}
@@ -104,15 +105,18 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 bar.update()
             if round_no == 0:  # the SQL runs only: the HTTP runs that follow call the same functions
                 statements = _statements(wallet_url) if statements_on else []
-            for name, script in httpload.SCENARIOS.items() if http else ():
-                bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
-                cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.proc.pid)
-                httpload.run_wrk(service.base, script, args.clients, per_round, args.players, http_tallies[name])
-                http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
-                http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.proc.pid) - service_cpu
-                bar.update()
+            if service is not None:
+                for name, wrk_script in httpload.SCENARIOS.items():
+                    bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
+                    cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.pid)
+                    httpload.run_wrk(
+                        service.origin, wrk_script, args.clients, per_round, args.players, http_tallies[name]
+                    )
+                    http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
+                    http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.pid) - service_cpu
+                    bar.update()
         if service is not None:
-            service.stop()
+            service.stop(timeout=15)
             service = None
         results: list[Result] = [t.result(name) for name, t in sql_tallies.items()]
         results += [t.result(name) for name, t in http_tallies.items() if t.requests]
@@ -199,7 +203,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
     finally:
         bar.close()
         if service is not None:
-            service.stop()
+            service.stop(timeout=15)
         if server is not None:
             server.stop()
         if tmp is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from tools.bench.results import Result, summarize
+from tools.pgbin import bindir
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 FUNDS = 10**12  # every bench player's opening balance: spends of 1 never run out
@@ -41,8 +42,6 @@ def pgbench_binary() -> str:
     found = shutil.which("pgbench")
     if found:
         return found
-    from tools.bench.pgserver import bindir
-
     return str(bindir() / "pgbench")
 
 

@@ -1,0 +1,108 @@
+"""One torture run: PostgreSQL and the service up, the durability check, the workload with the faults, the
+final checks, the summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tools.launcher import free_port
+from tools.torture import report
+from tools.torture.check import check
+from tools.torture.durability import check_durability
+from tools.torture.faults import Faults
+from tools.torture.options import Options
+from tools.torture.processes import Postgres, Service, crash_recoveries, restart_postgres
+from tools.torture.records import Stats, log
+from tools.torture.workload import Workload
+
+
+async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict[str, Any]:
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
+    rng = random.Random(seed)
+    run_id = f"tt{seed}x{rng.randrange(16**6):06x}"
+    stats = Stats()
+    started = time.monotonic()
+
+    url = await asyncio.to_thread(pg.start)
+    port = options.port or free_port()
+    service = Service(url, port, run_dir / "service.log")
+    try:
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await service.start()  # migrates and seeds the database
+            _settings, problems = await asyncio.to_thread(check_durability, url, f"{run_id}-probe")
+            for problem in problems:
+                stats.violation(f"durability: {problem}")
+            workload = Workload(options, rng, run_id, service.base, stats)
+            faults = Faults(options, rng, pg, service, stats)
+            if problems:
+                log.error("the server is not durable; not running the workload")
+            else:
+                log.info(
+                    "torture: seed %d, run id %s, %s clients, %s s", seed, run_id, options.clients, options.duration
+                )
+                fault_task = asyncio.create_task(faults.run())
+                clients = [asyncio.create_task(workload.client(session, n)) for n in range(options.clients)]
+                await asyncio.sleep(options.duration)
+                workload.stop_new.set()
+                faults.stop.set()
+                await fault_task
+                # let pending operations finish their retries against a service and database that stay up
+                workload.give_up_at = time.monotonic() + 60
+                if not service.running:
+                    await service.start()
+                await asyncio.gather(*clients)
+            load_seconds = time.monotonic() - started
+            await restart_postgres(pg)  # up (it is, unless the last fault is still recovering)
+            resolution = await check(workload.ops, stats, session, service.base, pg.url, run_id)
+            settings_after, problems_after = await asyncio.to_thread(check_durability, url, f"{run_id}-probe")
+            for problem in problems_after:
+                stats.violation(f"durability (after the run): {problem}")
+            await service.stop()
+    finally:
+        await service.stop()  # already stopped, unless the run failed
+
+    return report.summarize(
+        seed=seed,
+        run_id=run_id,
+        options=options,
+        load_seconds=load_seconds,
+        ops=workload.ops,
+        stats=stats,
+        resolution=resolution,
+        service_starts=service.starts,
+        crash_recoveries=crash_recoveries(pg.data_dir),
+        durability=settings_after,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = Options.from_args(args)
+    logging.getLogger("service").setLevel(logging.WARNING)
+    scratch = options.data_dir is None
+    run_dir = Path(tempfile.mkdtemp(prefix="wallet-torture-"))
+    os.chmod(run_dir, 0o755)  # the embedded server runs as its own system user
+    pg = Postgres(options.data_dir or run_dir / "pgdata")
+    try:
+        summary = asyncio.run(run_async(options, pg, run_dir))
+    finally:
+        pg.stop()
+    report.print_summary(summary)
+    if options.report:
+        report.write_json(summary, options.report)
+    if summary["violations"] == 0 and scratch:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        print(f"logs and data kept in {run_dir}", flush=True)
+    return 1 if summary["violations"] else 0
