@@ -28,6 +28,7 @@ ROUTES = [
     web.get(f"{API}/transactions/{{reference_id}}", handlers.transaction, allow_head=False),
     web.get(f"{API}/openapi.json", docs.openapi, allow_head=False),
     web.get(f"{API}/docs", docs.page, allow_head=False),
+    web.get(f"{API}/docs/{{name}}", docs.asset, allow_head=False),
 ]
 
 

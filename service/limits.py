@@ -2,7 +2,7 @@
 
 The SQL side holds the same numbers once, in the functions `_wallet_max_amount()` and
 `_wallet_max_id_length()` (migration sql/0003) and the domains built on them; `tests/sql/test_limits.py`
-checks that both sides agree and that the OpenAPI document states these numbers.
+checks that both sides agree, `tests/api/test_openapi.py` that the OpenAPI document states these numbers.
 """
 
 from __future__ import annotations

@@ -121,8 +121,10 @@ def follow_cross_field_rules(case, mode: GenerationMode) -> None:
 
 
 def _keys_without_nul(value):
-    """The document forbids NUL in metadata's strings, keys included, but OpenAPI 3.0 has no
-    propertyNames to say it of keys: generated keys drop their NULs (values already follow the pattern)."""
+    """The document forbids NUL in metadata's strings (in its description: metadata is a free-form object,
+    so no schema can say it of nested keys and values): generated keys and values drop their NULs."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
     if isinstance(value, dict):
         return {k.replace("\x00", ""): _keys_without_nul(v) for k, v in value.items()}
     if isinstance(value, list):
