@@ -33,6 +33,20 @@ def test_wheel_ships_the_sql_the_openapi_document_and_the_command(wheel):
     assert "wallet-service = service.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
+def test_wheel_leaves_the_development_tools_out(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.startswith(("tools/", "tests/")) or "torture" in n or "bench" in n], names
+
+
+def test_the_command_imports_no_development_tool():
+    probe = (
+        "import sys, service.cli; service.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith('tools')))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_installed_wheel_migrates_from_its_own_files(wheel, tmp_path, empty_db_url):
     """A fresh venv with only the wheel (dependencies borrowed from this venv, not its checkout)."""
     venv = tmp_path / "fresh"
