@@ -5,15 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from aiohttp import web
-
-from service import schema
+from service import listener, schema
 from service.app import API, create_app
 from service.config import Config, database_url
 
 log = logging.getLogger(__name__)
-
-SHUTDOWN_TIMEOUT_SECONDS = 30.0  # how long in-flight requests may take to finish after SIGTERM
 
 
 def configure_access_log() -> None:
@@ -45,10 +41,8 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> i
             "wallet-service listening on http://%s:%d%s (docs: http://%s:%d%s/docs)", host, port, API, shown, port, API
         )
 
-    # run_app stops on SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish (up to the
-    # shutdown timeout), then runs the app's cleanup, which closes the connection pool.
     try:
-        web.run_app(app, host=host, port=port, access_log=None, print=ready, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+        listener.run(app, host, port, on_ready=ready)
     finally:
         if config.database_url is None:
             from service import embedded

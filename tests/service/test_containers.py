@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from service.config import Config
-from service.server import SHUTDOWN_TIMEOUT_SECONDS
+from service.listener import SHUTDOWN_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
