@@ -2,11 +2,14 @@
 -- ledger entries, exactly once per reference id.
 -- Arguments: p_type, p_user_id, p_asset_code, p_amount (1 .. 2^53-1), p_reference_id, the operation
 --   field of the type (p_payment_method | p_bonus_type | p_item_id), p_metadata (a JSON object or
---   NULL), p_display_name (name of a wallet this call opens; default: the player's existing name).
+--   NULL), p_display_name (name of a wallet this call opens; default: the player's existing name),
+--   p_actor (who asks: the API key's name for the service; NULL: the calling database role).
 -- Returns: wallet_posting (replayed = true when the key had been used for this same request).
 -- Raises: WL001 insufficient funds, WL002 wallet not found (spend by a player with no wallet),
 --   WL003 asset not found, WL004 idempotency conflict, WL006 invalid argument, WL007 balance limit;
 --   lock_not_available (55P03) when the player's wallet stays locked past lock_timeout.
+-- Records: the actor (p_actor or the calling role) and the calling role (db_role) on the transaction, and
+-- each player entry's hash, chained to its wallet's previous entry (_wallet_entry_hash).
 -- Locking: only the player's wallet row is locked. The system wallet's leg is inserted without
 -- locking or updating the system wallet, so postings of different players never wait on each other.
 CREATE OR REPLACE FUNCTION _wallet_post(
@@ -19,7 +22,8 @@ CREATE OR REPLACE FUNCTION _wallet_post(
     p_bonus_type text DEFAULT NULL,
     p_item_id text DEFAULT NULL,
     p_metadata jsonb DEFAULT NULL,
-    p_display_name text DEFAULT NULL)
+    p_display_name text DEFAULT NULL,
+    p_actor text DEFAULT NULL)
 RETURNS wallet_posting
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
@@ -32,6 +36,7 @@ DECLARE
     v_system_kind wallet_kind;
     v_sign bigint;
     v_result wallet_posting;
+    v_previous_hash bytea;
 BEGIN
     -- validate every argument before touching any row: one expression for the common, valid call; the
     -- per-argument checks (which raise the precise WL006) only when something is wrong
@@ -43,6 +48,9 @@ BEGIN
        OR length(p_payment_method) NOT BETWEEN 1 AND _wallet_max_id_length()
        OR (p_bonus_type IS NULL AND p_type = 'BONUS') OR length(p_bonus_type) NOT BETWEEN 1 AND _wallet_max_id_length()
        OR (p_item_id IS NULL AND p_type = 'SPEND') OR length(p_item_id) NOT BETWEEN 1 AND _wallet_max_id_length()
+       OR length(p_actor) NOT BETWEEN 1 AND _wallet_max_id_length()
+       OR NOT _wallet_printable(p_user_id || p_reference_id || coalesce(p_payment_method, '')
+                                || coalesce(p_bonus_type, '') || coalesce(p_item_id, '') || coalesce(p_actor, ''))
        OR jsonb_typeof(p_metadata) <> 'object' THEN
         PERFORM _wallet_check_id('user_id', p_user_id);
         PERFORM _wallet_check_id('reference_id', p_reference_id);
@@ -56,6 +64,7 @@ BEGIN
         PERFORM _wallet_check_id('payment_method', p_payment_method, false);
         PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
         PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');
+        PERFORM _wallet_check_id('actor', p_actor, false);
         IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
             PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
         END IF;
@@ -100,9 +109,9 @@ BEGIN
     -- committed must be answered as a replay, not judged against the balance it left. If a posting in
     -- flight holds the key, this waits for it and then yields no row.
     INSERT INTO transactions AS t (reference_id, type, user_id, asset_code, amount,
-                                   payment_method, bonus_type, item_id, metadata, description)
+                                   payment_method, bonus_type, item_id, metadata, actor, description)
     VALUES (p_reference_id, p_type, p_user_id, p_asset_code, p_amount,
-            p_payment_method, p_bonus_type, p_item_id, p_metadata,
+            p_payment_method, p_bonus_type, p_item_id, p_metadata, coalesce(p_actor, session_user),
             CASE p_type
                 WHEN 'TOPUP' THEN 'Top-up' || coalesce(' via ' || p_payment_method, '')
                 WHEN 'BONUS' THEN 'Bonus: ' || p_bonus_type
@@ -144,13 +153,18 @@ BEGIN
 
     UPDATE wallets w SET balance = v_new_balance, updated_at = v_tx.created_at WHERE w.id = v_wallet_id;
 
+    -- the wallet's chain head: its newest entry's hash (the wallet is locked, so it stays the newest)
+    SELECT e.entry_hash INTO v_previous_hash
+      FROM ledger_entries e WHERE e.wallet_id = v_wallet_id ORDER BY e.id DESC LIMIT 1;
+
     -- both legs in one statement: the ledger's trigger requires each INSERT to sum to zero.
     -- "kind <> 'PLAYER'" is implied by v_system_kind, but spelled out it lets the cached generic plan use
     -- the partial index wallets_system_asset_kind_key; without it this INSERT was re-planned on every call
-    INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, created_at)
-    SELECT v_tx.id, v_wallet_id, p_asset_code, v_sign * p_amount, v_new_balance, v_tx.created_at
+    INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, created_at, entry_hash)
+    SELECT v_tx.id, v_wallet_id, p_asset_code, v_sign * p_amount, v_new_balance, v_tx.created_at,
+           _wallet_entry_hash(v_previous_hash, v_tx, v_wallet_id, v_sign * p_amount, v_new_balance)
     UNION ALL
-    SELECT v_tx.id, s.id, p_asset_code, -v_sign * p_amount, NULL, v_tx.created_at
+    SELECT v_tx.id, s.id, p_asset_code, -v_sign * p_amount, NULL, v_tx.created_at, NULL
       FROM wallets s
      WHERE s.asset_code = p_asset_code AND s.kind = v_system_kind AND s.kind <> 'PLAYER';
 

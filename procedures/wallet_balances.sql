@@ -6,7 +6,9 @@
 -- Example: SELECT * FROM wallet_balances('user_alice');
 CREATE OR REPLACE FUNCTION wallet_balances(p_user_id text, p_asset_code text DEFAULT NULL)
 RETURNS TABLE (asset_code text, asset_name text, balance bigint, last_updated timestamptz)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 BEGIN
     PERFORM _wallet_check_id('user_id', p_user_id);
     PERFORM _wallet_require_asset(p_asset_code);

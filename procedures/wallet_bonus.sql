@@ -1,6 +1,7 @@
 -- wallet_bonus: credit a player with free credits (BONUS_POOL -> player); opens the wallet on a first credit.
 -- Arguments: p_user_id, p_asset_code, p_amount (1 .. 2^53-1), p_reference_id (idempotency key),
---   p_bonus_type, p_metadata (JSON object, optional).
+--   p_bonus_type, p_metadata (JSON object, optional), p_actor (the
+--   API key's name when the service calls; default: the calling database role).
 -- Returns: one wallet_posting row; replayed = true when this same request had already been posted.
 -- Raises: WL003 asset not found, WL004 idempotency conflict, WL006 invalid argument, WL007 balance limit.
 -- Example: SELECT * FROM wallet_bonus('user_alice', 'GOLD_COINS', 100, 'bonus_001', 'DAILY_LOGIN');
@@ -10,11 +11,15 @@ CREATE OR REPLACE FUNCTION wallet_bonus(
     p_amount bigint,
     p_reference_id text,
     p_bonus_type text,
-    p_metadata jsonb DEFAULT NULL)
+    p_metadata jsonb DEFAULT NULL,
+    p_actor text DEFAULT NULL)
 RETURNS wallet_posting
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 BEGIN
     RETURN _wallet_post('BONUS', p_user_id, p_asset_code, p_amount, p_reference_id,
-                        p_bonus_type => p_bonus_type, p_metadata => p_metadata);
+                        p_bonus_type => p_bonus_type, p_metadata => p_metadata,
+                        p_actor => p_actor);
 END;
 $$;

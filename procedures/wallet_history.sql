@@ -18,6 +18,7 @@ RETURNS TABLE (entry_id bigint, transaction_id uuid, type transaction_type, amou
                balance_after bigint, reference_id text, created_at timestamptz, description text,
                has_older boolean)
 LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = public, pg_temp
 -- one generic plan per session: with custom plans, PostgreSQL re-planned the page query on every call for
 -- a player with many entries (its statistics make a custom plan look cheaper), costing more than the read
 SET plan_cache_mode = force_generic_plan

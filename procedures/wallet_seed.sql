@@ -7,7 +7,9 @@
 -- Example: SELECT * FROM wallet_seed();
 CREATE OR REPLACE FUNCTION wallet_seed()
 RETURNS SETOF wallet_posting
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 BEGIN
     RETURN NEXT _wallet_post('INITIAL_BALANCE', 'user_alice', 'GOLD_COINS', 100000, 'init_alice_gold_001',
                              p_display_name => 'Alice');

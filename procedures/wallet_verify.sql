@@ -9,11 +9,20 @@
 --   balance_chain_broken     an entry's balance_after differs from the running sum of its wallet
 --   negative_balance         a player balance (stored or after an entry) is below zero
 --   balance_limit            a player balance exceeds 2^53-1
+--   entry_hash_mismatch      a player entry's hash is not the hash of its wallet's previous entry, its
+--                            transaction and itself: the entry or its transaction was changed, or an entry
+--                            before it in the wallet was removed (what no rule above notices when someone who
+--                            bypassed the triggers rewrote history consistently)
 -- Raises: nothing. Reads the whole ledger: run it off-peak on a large ledger.
+-- Not caught here: a rewrite that also recomputes every later hash, or the removal of a wallet's newest
+-- entries; keep the chain heads outside the database (wallet_chain_heads) and check them with
+-- wallet_verify_anchor.
 -- Example: SELECT * FROM wallet_verify();
 CREATE OR REPLACE FUNCTION wallet_verify()
 RETURNS TABLE (invariant text, subject text, detail text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 BEGIN
     RETURN QUERY
         SELECT 'transaction_unbalanced', e.transaction_id::text,
@@ -85,5 +94,17 @@ BEGIN
                format('wallet of %s in %s has balance %s', w.user_id, w.asset_code, w.balance)
           FROM wallets w
          WHERE w.kind = 'PLAYER' AND w.balance > _wallet_max_amount();
+
+    RETURN QUERY
+        SELECT 'entry_hash_mismatch', c.id::text,
+               format('entry of wallet %s (%s, %s) in transaction %s (reference %s) does not match its hash chain',
+                      c.wallet_id, c.user_id, c.asset_code, c.transaction_id, c.reference_id)
+          FROM (SELECT e.id, e.wallet_id, w.user_id, w.asset_code, e.transaction_id, t.reference_id, e.entry_hash,
+                       _wallet_entry_hash(lag(e.entry_hash) OVER (PARTITION BY e.wallet_id ORDER BY e.id),
+                                          t, e.wallet_id, e.amount, e.balance_after) AS expected
+                  FROM ledger_entries e
+                  JOIN wallets w ON w.id = e.wallet_id AND w.kind = 'PLAYER'
+                  JOIN transactions t ON t.id = e.transaction_id) c
+         WHERE c.entry_hash IS DISTINCT FROM c.expected;
 END;
 $$;

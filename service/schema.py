@@ -35,12 +35,14 @@ def procedure_files() -> list[Path]:
 
 
 def apply_procedures(conn: psycopg.Connection) -> int:
-    """(Re)create every function, in one transaction; returns how many files were applied."""
+    """(Re)create every function, then re-apply ownership and grants (_wallet_secure), in one transaction;
+    returns how many files were applied."""
     files = procedure_files()
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK_KEY,))
         for path in files:
             conn.execute(path.read_text())
+        conn.execute("SELECT _wallet_secure()")
     return len(files)
 
 

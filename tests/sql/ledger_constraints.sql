@@ -100,12 +100,13 @@ SELECT throws_ok(
 
 -- ---------------------------------------------------------------- stored balance = ledger, at commit
 
--- a correct manual posting (balance update + both legs) passes every check, deferred ones included
+-- a correct manual posting (balance update + both legs, the player's chained) passes every check, deferred ones included
 SELECT lives_ok(
     format($$UPDATE wallets SET balance = 50020 WHERE id = %1$s;
-             INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
-             VALUES ('00000000-0000-0000-0000-0000000000a1', %1$s, 'GOLD_COINS', 10, 50020),
-                    ('00000000-0000-0000-0000-0000000000a1', %2$s, 'GOLD_COINS', -10, NULL)$$,
+             INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %1$s, 'GOLD_COINS', 10, 50020,
+                     pg_temp.chain('00000000-0000-0000-0000-0000000000a1', %1$s, 10, 50020)),
+                    ('00000000-0000-0000-0000-0000000000a1', %2$s, 'GOLD_COINS', -10, NULL, NULL)$$,
            pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
     'a complete manual posting is accepted');
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred balance checks pass');
@@ -137,9 +138,10 @@ SELECT throws_ok(
     'an entry without the matching stored balance update is refused');
 UPDATE wallets SET balance = 25005 WHERE user_id = 'user_charlie' AND asset_code = 'GOLD_COINS';
 SELECT lives_ok(
-    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
-             VALUES ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', 5, 25005),
-                    ('00000000-0000-0000-0000-0000000000a2', %s, 'GOLD_COINS', -5, NULL)$$,
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
+             VALUES ('00000000-0000-0000-0000-0000000000a2', %1$s, 'GOLD_COINS', 5, 25005,
+                     pg_temp.chain('00000000-0000-0000-0000-0000000000a2', %1$s, 5, 25005)),
+                    ('00000000-0000-0000-0000-0000000000a2', %2$s, 'GOLD_COINS', -5, NULL, NULL)$$,
            pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
     'the same entries pass once the stored balance was updated first');
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and every deferred check passes at commit');

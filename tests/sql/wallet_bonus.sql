@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(33);
 
-SELECT has_function('wallet_bonus', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_bonus exists');
+SELECT has_function('wallet_bonus', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_bonus exists');
 
 -- ---------------------------------------------------------------- a bonus
 

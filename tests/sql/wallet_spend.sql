@@ -2,7 +2,7 @@
 BEGIN;
 SELECT plan(43);
 
-SELECT has_function('wallet_spend', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_spend exists');
+SELECT has_function('wallet_spend', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_spend exists');
 
 -- ---------------------------------------------------------------- a spend
 

@@ -1,9 +1,9 @@
 -- wallet_topup: TREASURY -> player, opens the wallet on a first purchase, idempotent per reference id.
 BEGIN;
-SELECT plan(61);
+SELECT plan(65);
 
-SELECT has_function('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_topup exists');
-SELECT function_returns('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb'], 'wallet_posting',
+SELECT has_function('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_topup exists');
+SELECT function_returns('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_posting',
     'it returns one wallet_posting row');
 
 -- ---------------------------------------------------------------- a top-up
@@ -175,6 +175,20 @@ SELECT is(pg_temp.error_of($$SELECT wallet_topup('user_alice', 'GOLD_COINS', 0, 
 SELECT is((SELECT count(*) FROM transactions WHERE reference_id = 'topup_bad')::int, 0, 'invalid calls write nothing');
 
 SELECT is_empty('SELECT * FROM wallet_verify()', 'the ledger is healthy after every top-up');
+
+-- ids must be printable: no control, bidi or zero-width characters (one can hide what an id says)
+SELECT throws_ok($$SELECT wallet_topup(E'user_\u202Ealice', 'GOLD_COINS', 1, 'topup_bidi')$$, 'WL006',
+    'invalid argument user_id: must not contain control, invisible formatting (zero-width, bidi) or private-use characters',
+    'a bidi override in a user id');
+SELECT throws_ok($$SELECT wallet_topup('user_alice', 'GOLD_COINS', 1, E'ref\u200B1')$$, 'WL006',
+    'invalid argument reference_id: must not contain control, invisible formatting (zero-width, bidi) or private-use characters',
+    'a zero-width space in a reference id');
+SELECT throws_ok($$SELECT wallet_topup('user_alice', 'GOLD_COINS', 1, 'topup_ctl', E'card\n')$$, 'WL006',
+    'invalid argument payment_method: must not contain control, invisible formatting (zero-width, bidi) or private-use characters',
+    'a newline in an operation field');
+SELECT throws_ok($$SELECT wallet_topup('user_alice', 'GOLD_COINS', 1, 'topup_actor', p_actor => E'key\u0007')$$, 'WL006',
+    'invalid argument actor: must not contain control, invisible formatting (zero-width, bidi) or private-use characters',
+    'a control character in the actor');
 
 SELECT * FROM finish();
 ROLLBACK;

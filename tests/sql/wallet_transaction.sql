@@ -1,6 +1,6 @@
 -- wallet_transaction: one transaction by reference id, one row per ledger entry.
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 SELECT has_function('wallet_transaction', ARRAY['text'], 'wallet_transaction exists');
 
@@ -52,6 +52,15 @@ SELECT throws_ok(format('SELECT * FROM wallet_transaction(%L)', repeat('r', 129)
     'invalid argument reference_id: must be a non-empty string of at most 128 characters', 'a 129-character reference id');
 SELECT throws_ok(format('SELECT * FROM wallet_transaction(%L)', repeat('r', 128)), 'WL005', NULL,
     'a 128-character reference id is valid (and unknown)');
+
+-- the actor: the API key's name when the service passes it, else the calling role; db_role always the caller
+SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 1, 'tx_actor_key', 'card', p_actor => 'game-backend');
+                  SELECT wallet_topup('user_bob', 'GOLD_COINS', 1, 'tx_actor_psql', 'card')$$, 'two top-ups');
+SELECT results_eq($$SELECT DISTINCT actor, db_role FROM wallet_transaction('tx_actor_key')$$,
+    $$VALUES ('game-backend', session_user::text COLLATE "default")$$, 'through the service: the key''s name, and the role that called');
+SELECT results_eq($$SELECT DISTINCT actor, db_role FROM wallet_transaction('tx_actor_psql')$$,
+    $$VALUES (session_user::text COLLATE "default", session_user::text COLLATE "default")$$,
+    'from psql: the calling role (not the functions'' owner)');
 
 SELECT * FROM finish();
 ROLLBACK;

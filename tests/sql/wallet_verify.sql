@@ -1,7 +1,7 @@
 -- wallet_verify: no violations on a healthy ledger; each invariant reported when the data is broken
 -- on purpose (with the guarding triggers or constraints switched off, always undone again).
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 
 -- Run p_sql (the damage), collect wallet_verify() as 'invariant|subject|detail' lines, then undo the
 -- damage by rolling back to before p_sql (an exception caught in this block), so every case starts
@@ -66,9 +66,10 @@ SELECT is(
         INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, item_id, description)
         VALUES ('00000000-0000-0000-0000-0000000000c1', 'v_wrong_leg', 'SPEND', 'user_alice', 'GOLD_COINS', 10, 'x', 'manual');
         UPDATE wallets SET balance = balance - 10 WHERE id = %1$s;
-        INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
-        VALUES ('00000000-0000-0000-0000-0000000000c1', %1$s, 'GOLD_COINS', -10, 100690),
-               ('00000000-0000-0000-0000-0000000000c1', %2$s, 'GOLD_COINS', 10, NULL);
+        INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
+        VALUES ('00000000-0000-0000-0000-0000000000c1', %1$s, 'GOLD_COINS', -10, 100690,
+                pg_temp.chain('00000000-0000-0000-0000-0000000000c1', %1$s, -10, 100690)),
+               ('00000000-0000-0000-0000-0000000000c1', %2$s, 'GOLD_COINS', 10, NULL, NULL);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY['transaction_legs|00000000-0000-0000-0000-0000000000c1|SPEND of 10 GOLD_COINS for user_alice (reference v_wrong_leg): 1 player leg(s) as expected, 0 system leg(s) as expected, 2 entries'],
@@ -89,10 +90,11 @@ SELECT is(
         SET session_replication_role = replica;  -- the balance_after chain check is off
         INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
         VALUES ('00000000-0000-0000-0000-0000000000d1', 'v_chain', 'TOPUP', 'user_charlie', 'GOLD_COINS', 10, 'manual');
-        INSERT INTO ledger_entries (id, transaction_id, wallet_id, asset_code, amount, balance_after)
+        INSERT INTO ledger_entries (id, transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
         OVERRIDING SYSTEM VALUE
-        VALUES (900020, '00000000-0000-0000-0000-0000000000d1', %1$s, 'GOLD_COINS', 10, 25011),
-               (900021, '00000000-0000-0000-0000-0000000000d1', %2$s, 'GOLD_COINS', -10, NULL);
+        VALUES (900020, '00000000-0000-0000-0000-0000000000d1', %1$s, 'GOLD_COINS', 10, 25011,
+                pg_temp.chain('00000000-0000-0000-0000-0000000000d1', %1$s, 10, 25011)),
+               (900021, '00000000-0000-0000-0000-0000000000d1', %2$s, 'GOLD_COINS', -10, NULL, NULL);
         UPDATE wallets SET balance = 25010 WHERE id = %1$s;
     $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY[format('balance_chain_broken|900020|entry of wallet %s records balance_after 25011, the running sum is 25010',
@@ -106,10 +108,11 @@ SELECT is(
         INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, item_id, description)
         VALUES ('00000000-0000-0000-0000-0000000000e1', 'v_negative', 'SPEND', 'user_charlie', 'GOLD_COINS', 25001, 'x', 'manual');
         UPDATE wallets SET balance = -1 WHERE id = %1$s;
-        INSERT INTO ledger_entries (id, transaction_id, wallet_id, asset_code, amount, balance_after)
+        INSERT INTO ledger_entries (id, transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
         OVERRIDING SYSTEM VALUE
-        VALUES (900030, '00000000-0000-0000-0000-0000000000e1', %1$s, 'GOLD_COINS', -25001, -1),
-               (900031, '00000000-0000-0000-0000-0000000000e1', %2$s, 'GOLD_COINS', 25001, NULL);
+        VALUES (900030, '00000000-0000-0000-0000-0000000000e1', %1$s, 'GOLD_COINS', -25001, -1,
+                pg_temp.chain('00000000-0000-0000-0000-0000000000e1', %1$s, -25001, -1)),
+               (900031, '00000000-0000-0000-0000-0000000000e1', %2$s, 'GOLD_COINS', 25001, NULL, NULL);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
     ARRAY[format('negative_balance|%s|wallet of user_charlie in GOLD_COINS has balance -1',
@@ -126,15 +129,54 @@ SELECT is(
         VALUES ('00000000-0000-0000-0000-0000000000f1', 'v_limit', 'TOPUP', 'user_alice', 'GOLD_COINS',
                 9007199254740991, 'card', 'manual');
         UPDATE wallets SET balance = 9007199254841691 WHERE id = %1$s;
-        INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
-        VALUES ('00000000-0000-0000-0000-0000000000f1', %1$s, 'GOLD_COINS', 9007199254740991, 9007199254841691),
-               ('00000000-0000-0000-0000-0000000000f1', %2$s, 'GOLD_COINS', -9007199254740991, NULL);
+        INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
+        VALUES ('00000000-0000-0000-0000-0000000000f1', %1$s, 'GOLD_COINS', 9007199254740991, 9007199254841691,
+                pg_temp.chain('00000000-0000-0000-0000-0000000000f1', %1$s, 9007199254740991, 9007199254841691)),
+               ('00000000-0000-0000-0000-0000000000f1', %2$s, 'GOLD_COINS', -9007199254740991, NULL, NULL);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY[format('balance_limit|%s|wallet of user_alice in GOLD_COINS has balance 9007199254841691',
                  pg_temp.wallet_of('user_alice', 'GOLD_COINS'))],
     'a balance above 2^53-1: balance_limit');
 SET CONSTRAINTS ALL DEFERRED;
+
+-- ---------------------------------------------------------------- tamper evidence (the hash chain)
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        -- a superuser with the triggers off rewrites alice's opening balance from 100000 to 200000 and keeps
+        -- everything else consistent: both legs, every later balance_after, the stored balance
+        SET session_replication_role = replica;
+        UPDATE transactions SET amount = 200000 WHERE reference_id = 'init_alice_gold_001';
+        UPDATE ledger_entries SET amount = sign(amount) * 200000,
+                                  balance_after = CASE WHEN balance_after IS NOT NULL THEN 200000 END
+         WHERE transaction_id = pg_temp.tx('init_alice_gold_001');
+        UPDATE ledger_entries SET balance_after = balance_after + 100000
+         WHERE wallet_id = %1$s AND transaction_id <> pg_temp.tx('init_alice_gold_001');
+        UPDATE wallets SET balance = balance + 100000 WHERE id = %1$s;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'))),
+    ARRAY(SELECT format('entry_hash_mismatch|%s|entry of wallet %s (user_alice, GOLD_COINS) in transaction %s (reference %s) does not match its hash chain',
+                        e.id, e.wallet_id, e.transaction_id, t.reference_id)
+            FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_id
+           WHERE e.wallet_id = pg_temp.wallet_of('user_alice', 'GOLD_COINS') ORDER BY 1),
+    'a consistent rewrite of a seeded transaction is caught by the hash chain alone, on every entry it touched');
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        -- a superuser deletes alice's opening balance (the transaction and both legs, so the books still
+        -- balance) and re-bases her later entries and stored balance on it
+        SET session_replication_role = replica;
+        DELETE FROM ledger_entries WHERE transaction_id = pg_temp.tx('init_alice_gold_001');
+        DELETE FROM transactions WHERE reference_id = 'init_alice_gold_001';
+        UPDATE ledger_entries SET balance_after = balance_after - 100000 WHERE wallet_id = %1$s;
+        UPDATE wallets SET balance = balance - 100000 WHERE id = %1$s;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'))),
+    ARRAY(SELECT format('entry_hash_mismatch|%s|entry of wallet %s (user_alice, GOLD_COINS) in transaction %s (reference %s) does not match its hash chain',
+                        e.id, e.wallet_id, e.transaction_id, t.reference_id)
+            FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_id
+           WHERE e.wallet_id = pg_temp.wallet_of('user_alice', 'GOLD_COINS') AND t.reference_id <> 'init_alice_gold_001'
+           ORDER BY 1),
+    'a transaction deleted from the middle of a wallet''s history is caught by the next entry''s hash');
 
 SELECT is_empty('SELECT * FROM wallet_verify()', 'every break was undone: the ledger is healthy again');
 

@@ -24,3 +24,11 @@ LANGUAGE sql AS $$ SELECT id FROM wallets WHERE asset_code = p_asset_code AND ki
 -- the id of the transaction holding a reference id
 CREATE FUNCTION pg_temp.tx(p_reference_id text) RETURNS uuid
 LANGUAGE sql AS $$ SELECT id FROM transactions WHERE reference_id = p_reference_id $$;
+-- the entry_hash a player entry about to be inserted needs: chained to its wallet's newest entry and
+-- covering the (already inserted) transaction, as _wallet_post computes it
+CREATE FUNCTION pg_temp.chain(p_transaction_id uuid, p_wallet_id bigint, p_amount bigint, p_balance_after bigint)
+RETURNS bytea LANGUAGE sql AS $$
+    SELECT _wallet_entry_hash(
+        (SELECT e.entry_hash FROM ledger_entries e WHERE e.wallet_id = p_wallet_id ORDER BY e.id DESC LIMIT 1),
+        (SELECT t FROM transactions t WHERE t.id = p_transaction_id), p_wallet_id, p_amount, p_balance_after)
+$$;
