@@ -15,12 +15,15 @@ WORKDIR /home/wallet
 
 ENV HOST=0.0.0.0 \
     PORT=3000 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
 EXPOSE 3000
 
 HEALTHCHECK --interval=5s --timeout=3s --retries=10 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/api/v1/health').status != 200)"
 
-# serve migrates and seeds (both idempotent) before it listens; SIGTERM stops it gracefully
+# With DATABASE_URL, serve never migrates: it checks that the owner ran `wallet-service migrate` (exits 1
+# naming a missing migration) and warns when its role has more rights than wallet_app. The filesystem may be
+# read-only (docker-compose.yml: read_only, cap_drop ALL, no-new-privileges). SIGTERM stops it gracefully.
 ENTRYPOINT ["wallet-service"]
 CMD ["serve"]

@@ -5,8 +5,11 @@
 -- inserted, as _wallet_post does); system entries carry no balance_after.
 -- Fires: AFTER INSERT on ledger_entries, once per statement, with the transition table new_entries.
 -- Returns: NULL. Raises: check_violation (23514) naming the entry, wallet and amounts.
+-- Runs as wallet_owner (SECURITY DEFINER), whoever inserts: its checks read wallets and ledger_entries.
 CREATE OR REPLACE FUNCTION _wallet_check_new_entries() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 DECLARE
     v_bad record;
 BEGIN

@@ -4,8 +4,12 @@
 -- refused by the INSERT trigger.)
 -- Fires: deferred constraint trigger, AFTER INSERT OR UPDATE OF balance on player rows of wallets.
 -- Returns: NULL. Raises: check_violation (23514).
+-- Runs as wallet_owner (SECURITY DEFINER): a deferred trigger fires at COMMIT, where PostgreSQL before 18
+-- runs it as the session's role, which (a wallet_app login) may read no table.
 CREATE OR REPLACE FUNCTION _wallet_check_stored_balance() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
 DECLARE
     v_stored wallet_balance;
     v_ledger wallet_balance;

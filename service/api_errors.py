@@ -39,13 +39,17 @@ API_ERRORS: dict[str, int] = {
     "ASSET_NOT_FOUND": 404,
     "TRANSACTION_NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,
     "IDEMPOTENCY_CONFLICT": 409,
     "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "INSUFFICIENT_FUNDS": 422,
     "BALANCE_LIMIT_EXCEEDED": 422,
     "INTERNAL_ERROR": 500,
     "CONCURRENCY_CONFLICT": 503,
     "SERVICE_UNAVAILABLE": 503,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
 }
 
 
@@ -104,6 +108,8 @@ DB_ERRORS: dict[str, DbError] = {
     "57P01": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
     "57P02": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
     "57P03": DbError(503, "SERVICE_UNAVAILABLE", message="the database is unavailable"),
+    # statement_timeout (service.database.session_options): the database did not answer in time
+    "57014": DbError(503, "SERVICE_UNAVAILABLE", message="the database did not answer in time; retry the request"),
 }
 
 # Worth another attempt: transient conflicts, and a lost connection (every write is idempotent by its

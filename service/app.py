@@ -1,4 +1,7 @@
-"""The aiohttp application: app factory, connection pool, flat route table under /api/v1."""
+"""The aiohttp application: app factory, connection pool, flat route table under /api/v1.
+
+Every route is named after its operationId in service/openapi.json: service/auth.py maps those names to the
+scope each route needs (the docs page and its assets, not operations of the document, are named here)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from service import docs, handlers
 from service.appkeys import POOL, RETRIES
+from service.auth import KEY_CACHE, KeyCache, auth_middleware
+from service.database import session_options
 from service.limits import MAX_BODY_BYTES
 from service.middleware import error_middleware, request_context
 
@@ -19,16 +24,16 @@ API = "/api/v1"
 POOL_TIMEOUT_SECONDS = 5.0  # waiting longer than this for a connection answers 503 SERVICE_UNAVAILABLE
 
 ROUTES = [
-    web.get(f"{API}/health", handlers.health, allow_head=False),
-    web.get(f"{API}/wallets/{{user_id}}/balance", handlers.balance, allow_head=False),
-    web.get(f"{API}/wallets/{{user_id}}/transactions", handlers.history, allow_head=False),
-    web.post(f"{API}/wallets/topup", handlers.topup),
-    web.post(f"{API}/wallets/bonus", handlers.bonus),
-    web.post(f"{API}/wallets/spend", handlers.spend),
-    web.get(f"{API}/transactions/{{reference_id}}", handlers.transaction, allow_head=False),
-    web.get(f"{API}/openapi.json", docs.openapi, allow_head=False),
-    web.get(f"{API}/docs", docs.page, allow_head=False),
-    web.get(f"{API}/docs/{{name}}", docs.asset, allow_head=False),
+    web.get(f"{API}/health", handlers.health, allow_head=False, name="health"),
+    web.get(f"{API}/wallets/{{user_id}}/balance", handlers.balance, allow_head=False, name="getBalance"),
+    web.get(f"{API}/wallets/{{user_id}}/transactions", handlers.history, allow_head=False, name="getHistory"),
+    web.post(f"{API}/wallets/topup", handlers.topup, name="topup"),
+    web.post(f"{API}/wallets/bonus", handlers.bonus, name="bonus"),
+    web.post(f"{API}/wallets/spend", handlers.spend, name="spend"),
+    web.get(f"{API}/transactions/{{reference_id}}", handlers.transaction, allow_head=False, name="getTransaction"),
+    web.get(f"{API}/openapi.json", docs.openapi, allow_head=False, name="openapi"),
+    web.get(f"{API}/docs", docs.page, allow_head=False, name="docs"),
+    web.get(f"{API}/docs/{{name}}", docs.asset, allow_head=False, name="docsAsset"),
 ]
 
 
@@ -40,7 +45,8 @@ def create_app(
     pool_max_size: int = 10,
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
 ) -> web.Application:
-    """The wallet API on database_url (already migrated); the pool opens and closes with the app."""
+    """The wallet API on database_url (already migrated; in production a login holding only wallet_app); the
+    pool opens and closes with the app."""
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
@@ -50,7 +56,8 @@ def create_app(
             timeout=pool_timeout,
             name="wallet",
             open=False,
-            kwargs={"autocommit": True, "application_name": "wallet-service"},
+            # statement_timeout on every connection (service.database.session_options)
+            kwargs={"autocommit": True, "application_name": "wallet-service", "options": session_options(database_url)},
         )
         # do not wait for the database: the service starts, and /health says whether it is reachable
         await pool.open(wait=False)
@@ -59,8 +66,12 @@ def create_app(
         await pool.close()
         log.info("connection pool closed")
 
-    app = web.Application(middlewares=[request_context, error_middleware], client_max_size=MAX_BODY_BYTES)
+    # auth after the error middleware: its 401 and 403 (and a failed key lookup) get the contract's error body
+    app = web.Application(
+        middlewares=[request_context, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
     app[RETRIES] = retries
+    app[KEY_CACHE] = KeyCache()
     app.cleanup_ctx.append(pool_ctx)
     app.add_routes(ROUTES)
     return app

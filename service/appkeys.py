@@ -10,3 +10,7 @@ RETRIES = web.AppKey("retries", int)  # extra attempts after a lock timeout, dea
 
 # request[REQUEST_ID]: the X-Request-Id of this request (a plain string key on aiohttp without RequestKey)
 REQUEST_ID = web.RequestKey("request_id", str) if hasattr(web, "RequestKey") else "request_id"
+
+# request[ACTOR]: the name of the API key that authenticated this request (service/auth.py); the postings
+# record it as their actor
+ACTOR = web.RequestKey("actor", str) if hasattr(web, "RequestKey") else "actor"

@@ -13,17 +13,23 @@ class Config:
     host: str
     port: int
     data_dir: Path  # embedded PostgreSQL's data directory (survives restarts)
+    api_key_file: Path  # embedded mode: where serve keeps the local admin API key (mode 0600)
     pool_min_size: int
     pool_max_size: int
     retries: int  # extra attempts after a lock timeout, deadlock or serialization failure
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Config:
+        data_dir = Path(env.get("WALLET_DATA_DIR", Path.home() / ".local/share/wallet-service/pgdata")).expanduser()
+        key_file = env.get("WALLET_API_KEY_FILE")
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             host=env.get("HOST", "0.0.0.0"),
             port=int(env.get("PORT", "3000")),
-            data_dir=Path(env.get("WALLET_DATA_DIR", Path.home() / ".local/share/wallet-service/pgdata")),
+            data_dir=data_dir,
+            # next to the data directory (~/.local/share/wallet-service/admin-api-key by default), not in it:
+            # the data directory belongs to the PostgreSQL server's own user
+            api_key_file=Path(key_file).expanduser() if key_file else data_dir.absolute().parent / "admin-api-key",
             pool_min_size=int(env.get("WALLET_POOL_MIN_SIZE", "2")),
             pool_max_size=int(env.get("WALLET_POOL_MAX_SIZE", "10")),
             retries=int(env.get("WALLET_RETRIES", "3")),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
+from service.limits import MAX_CURSOR_LENGTH
+
 _CURSOR_PREFIX = "e1:"
 
 
@@ -14,6 +16,10 @@ def encode_cursor(entry_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int | None:
+    """The entry id of a cursor encode_cursor made, or None. Only a bounded input is decoded: a cursor
+    longer than MAX_CURSOR_LENGTH (or not ASCII) is refused before any base64 or integer parsing."""
+    if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+        return None
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (binascii.Error, ValueError):

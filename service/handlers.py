@@ -13,6 +13,7 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from service import validation
+from service.appkeys import ACTOR
 from service.cursor import encode_cursor
 from service.database import fetch
 
@@ -46,10 +47,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def _posting(request: web.Request, operation: str) -> dict[str, Any]:
-    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb)."""
+    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb), and the actor:
+    the name of the API key that authenticated it (service/auth.py)."""
     args = validation.posting(operation, await validation.json_object(request), request.headers)
     if args["metadata"] is not None:
         args["metadata"] = Jsonb(args["metadata"])
+    args["actor"] = request[ACTOR]
     return args
 
 
@@ -76,8 +79,9 @@ async def topup(request: web.Request) -> web.Response:
         request,
         "SELECT * FROM wallet_topup(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
-        "p_payment_method => %(payment_method)s, p_metadata => %(metadata)s)",
+        "p_payment_method => %(payment_method)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(rows)
 
@@ -88,8 +92,9 @@ async def bonus(request: web.Request) -> web.Response:
         request,
         "SELECT * FROM wallet_bonus(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
-        "p_bonus_type => %(bonus_type)s, p_metadata => %(metadata)s)",
+        "p_bonus_type => %(bonus_type)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(rows)
 
@@ -100,8 +105,9 @@ async def spend(request: web.Request) -> web.Response:
         request,
         "SELECT * FROM wallet_spend(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
-        "p_item_id => %(item_id)s, p_metadata => %(metadata)s)",
+        "p_item_id => %(item_id)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(rows)
 
@@ -178,6 +184,7 @@ async def transaction(request: web.Request) -> web.Response:
             "amount": first["amount"],
             "created_at": iso(first["created_at"]),
             "metadata": first["metadata"],
+            "actor": first["actor"],
             "ledger_entries": [
                 {
                     "wallet_id": r["wallet_id"],

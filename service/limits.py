@@ -13,3 +13,23 @@ HISTORY_DEFAULT_LIMIT = 50  # history entries per page when no limit is given
 HISTORY_MAX_LIMIT = 100  # the most history entries one page may ask for
 MAX_OFFSET = 2**31 - 1  # a history offset must fit PostgreSQL's integer
 MAX_BODY_BYTES = 64 * 1024  # a request body above this is 413 PAYLOAD_TOO_LARGE
+
+# ---- hostile input (service/validation.py, service/cursor.py)
+MAX_METADATA_DEPTH = 16  # metadata nests objects and arrays at most this deep (the metadata object is level 1)
+MAX_METADATA_ITEMS = 1000  # members and array elements in metadata, counted at every depth
+MAX_CURSOR_LENGTH = 64  # a history cursor longer than this is not one the service returned (they are ~30)
+BODY_TIMEOUT_SECONDS = 10.0  # the whole request body must arrive within this, else 408 REQUEST_TIMEOUT
+
+# ---- connections (service/listener.py)
+MAX_CONNECTIONS = 1000  # open client connections at most; beyond, the oldest idle one is closed (or 503)
+LISTEN_BACKLOG = 128  # connections the kernel queues until the listener accepts them
+FD_RESERVE = 64  # descriptors kept for all but client connections (pool, logs, event loop): the listener
+# holds at most min(MAX_CONNECTIONS, open-file limit - FD_RESERVE) client sockets, every one counted
+KEEPALIVE_TIMEOUT_SECONDS = 75.0  # a connection with no request in progress is closed after this (from its
+# opening or its last response), which also bounds how long a request's line and headers may take to arrive
+
+# ---- one stuck wallet costs only its own requests (service/database.py)
+WALLET_CONCURRENCY = 2  # database calls of one wallet (player, asset) at once
+WALLET_QUEUE_LIMIT = 32  # requests of one wallet waiting for a slot; more are 503 CONCURRENCY_CONFLICT at once
+WALLET_DEADLINE_SECONDS = 8.0  # a posting's whole time in the database layer (waits, attempts, retries); then 503
+STATEMENT_TIMEOUT_MS = 5000  # statement_timeout of the pool's connections (above the 2 s lock_timeout)

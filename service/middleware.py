@@ -1,4 +1,5 @@
-"""Request ids, the structured access log, and THE error middleware."""
+"""Request ids, the structured access log, the Server header, and THE error middleware (also the JSON answer
+to the errors aiohttp's HTTP parser finds before any middleware runs: see service/listener.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import time
 import uuid
 
 import psycopg
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.typedefs import Handler
 from psycopg_pool import PoolTimeout
 
 from service.api_errors import ApiError, from_db_error
 from service.appkeys import REQUEST_ID
-from service.handlers import now
+from service.handlers import SERVICE_NAME, now
 from service.limits import MAX_ID_LENGTH
 
 access_log = logging.getLogger("service.access")
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# every response names the service, not its software and versions (aiohttp would send Python/3.x aiohttp/3.x)
+SERVER_HEADER = SERVICE_NAME
 _CLIENT_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}")
 
 # aiohttp's own HTTP errors, in the contract's words
@@ -41,23 +44,47 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     response = await handler(request)
     response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers["Server"] = SERVER_HEADER
+    log_request(
+        request_id,
+        request.method,
+        request.path,
+        request.query_string or None,
+        response.status,
+        time.perf_counter() - started,
+        request.remote,
+        getattr(response, "error_code", None),
+    )
+    return response
+
+
+def log_request(
+    request_id: str,
+    method: str | None,
+    path: str | None,
+    query: str | None,
+    status: int,
+    seconds: float,
+    remote: str | None,
+    error: str | None,
+) -> None:
+    """The access log's one JSON line for a request."""
     access_log.info(
         json.dumps(
             {
                 "ts": now(),
                 "event": "request",
                 "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "query": request.query_string or None,
-                "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "remote": request.remote,
-                "error": getattr(response, "error_code", None),
+                "method": method,
+                "path": path,
+                "query": query,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "remote": remote,
+                "error": error,
             }
         )
     )
-    return response
 
 
 class ErrorResponse(web.Response):
@@ -68,6 +95,8 @@ class ErrorResponse(web.Response):
             text=json.dumps(error.body()), status=error.status, headers=error.headers, content_type="application/json"
         )
         self.error_code = error.code
+        if error.headers.get("Connection", "").lower() == "close":
+            self.force_close()  # the header alone would not stop aiohttp from keeping the connection
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -105,3 +134,49 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("request %s failed", request[REQUEST_ID])
         return error_response(ApiError(500, "INTERNAL_ERROR", "internal error"))
+
+
+# What aiohttp's HTTP parser found wrong, in the contract's words (the parser's own message quotes the
+# client's bytes; none of them is echoed back)
+_PROTOCOL_ERRORS: list[tuple[type[Exception], str]] = [
+    (http_exceptions.LineTooLong, "the request line or a header is too long"),
+    (http_exceptions.BadHttpMethod, "the request method is not valid"),
+    (http_exceptions.BadStatusLine, "the request line is not valid HTTP/1.x"),
+    (http_exceptions.InvalidURLError, "the request target is not a valid URL"),
+    (http_exceptions.InvalidHeader, "a header is not valid"),
+    (http_exceptions.TransferEncodingError, "the chunked transfer encoding is malformed"),
+    (http_exceptions.ContentLengthError, "the body does not match its Content-Length"),
+    (http_exceptions.ContentEncodingError, "the Content-Encoding is not supported or the body does not decode"),
+]
+
+
+def protocol_error(status: int, exc: BaseException | None) -> ApiError:
+    """The answer to a request aiohttp could not parse (status 400) or failed on outside every middleware
+    (500): the contract's error body, never aiohttp's text/plain (or, in debug mode, its traceback)."""
+    if status == 400:
+        reason = next(
+            (text for kind, text in _PROTOCOL_ERRORS if isinstance(exc, kind)),
+            "the request line, headers or body framing are not valid HTTP/1.x",
+        )
+        return ApiError(
+            400,
+            "VALIDATION_ERROR",
+            "the request is not valid HTTP",
+            {"errors": [{"field": "request", "message": reason}]},
+            headers={"Connection": "close"},
+        )
+    return ApiError(500, "INTERNAL_ERROR", "internal error", headers={"Connection": "close"})
+
+
+def protocol_error_response(status: int, exc: BaseException | None, remote: str | None) -> web.Response:
+    """protocol_error as a response with a fresh request id and the Server header, logged like any request
+    (one access-log line; a traceback only for a 500, which is a bug)."""
+    error = protocol_error(status, exc)
+    if error.status >= 500:
+        log.error("request from %s failed outside the middlewares", remote, exc_info=exc)
+    response = error_response(error)
+    request_id = uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    response.headers["Server"] = SERVER_HEADER
+    log_request(request_id, None, None, None, error.status, 0.0, remote, error.code)
+    return response

@@ -6,8 +6,13 @@ by the SQL functions.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import functools
 import json
+import math
+import re
+import unicodedata
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +21,16 @@ from multidict import MultiMapping
 from service import docs
 from service.api_errors import ApiError, validation_error
 from service.cursor import decode_cursor
-from service.limits import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, MAX_AMOUNT, MAX_ID_LENGTH, MAX_OFFSET
+from service.limits import (
+    BODY_TIMEOUT_SECONDS,
+    HISTORY_DEFAULT_LIMIT,
+    HISTORY_MAX_LIMIT,
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    MAX_METADATA_DEPTH,
+    MAX_METADATA_ITEMS,
+    MAX_OFFSET,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -43,17 +57,89 @@ def operation_field_required(operation: str) -> bool:
     return OPERATION_FIELDS[operation] in schema.get("required", [])
 
 
+# The one Content-Type a request body may have: application/json, optionally with charset=utf-8 (JSON is
+# UTF-8: RFC 8259), case-insensitive, nothing else (no other parameter, no second charset, no second header).
+_JSON_CONTENT_TYPE = re.compile(r'application/json(?:[ \t]*;[ \t]*charset=(?:utf-8|"utf-8"))?[ \t]*', re.IGNORECASE)
+
+
+def require_json_content_type(request: web.BaseRequest) -> None:
+    """415 UNSUPPORTED_MEDIA_TYPE unless the request has exactly one Content-Type, and it is JSON.
+
+    Checked before the body is read, so before its size (413) and its arrival time (408)."""
+    values = request.headers.getall("Content-Type", [])
+    if len(values) != 1 or not _JSON_CONTENT_TYPE.fullmatch(values[0]):
+        raise ApiError(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "the request body must be JSON: Content-Type: application/json (charset utf-8 if any)",
+        )
+
+
+class _NotAccepted(ValueError):
+    """A JSON text that Python would parse but the contract refuses (duplicate key, non-finite number)."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotAccepted(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number with a fraction or exponent, as a float; one out of float's range (1e400) is refused
+    rather than read as infinity, which neither JSON nor PostgreSQL's jsonb can hold."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotAccepted(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: a proxy or firewall that reads the first of two equal keys must
+    not see another request than the service, which would otherwise read the last one."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NotAccepted(f"the key {json.dumps(key[:MAX_ID_LENGTH])} appears twice in one object")
+            seen.add(key)
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, unique keys in every object at any depth, finite numbers only (no NaN, Infinity
+    or 1e400). ApiError 400 INVALID_JSON otherwise."""
+    try:
+        return json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_object, parse_float=_finite, parse_constant=_reject_constant
+        )
+    except _NotAccepted as exc:
+        raise ApiError(400, "INVALID_JSON", f"the request body is not acceptable JSON: {exc}") from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError, absurd nesting, huge integers
+        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object (400 INVALID_JSON otherwise; 413 past the body limit)."""
-    raw = await request.read()
+    """The request body as a JSON object: 415 if it is not declared JSON, 408 if it does not arrive within
+    BODY_TIMEOUT_SECONDS, 413 past the body limit, 400 INVALID_JSON if it is not a strict JSON object."""
+    require_json_content_type(request)
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError, absurd nesting
-        raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "REQUEST_TIMEOUT",
+            f"the request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds",
+            headers={"Connection": "close"},
+        ) from None
+    except web.RequestPayloadError:  # broken chunked encoding, a body shorter than its Content-Length...
+        raise ApiError(
+            400,
+            "INVALID_JSON",
+            "the request body could not be read (malformed framing or encoding)",
+            headers={"Connection": "close"},
+        ) from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
     return body
@@ -67,15 +153,98 @@ def storable(text: str) -> bool:
     return "\x00" not in text and not any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
-def storable_json(value: Any) -> bool:
-    """Every string of a parsed JSON value, object keys included, is storable."""
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        return all(storable(k) and storable_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(storable_json(v) for v in value)
-    return True
+def metadata_problem(value: Any) -> str | None:
+    """Why a metadata value (already a JSON object) is refused, or None: deeper than MAX_METADATA_DEPTH
+    levels (the metadata object itself is level 1; each object or array inside adds one), more than
+    MAX_METADATA_ITEMS members and array elements counted at every depth, or a string or key that PostgreSQL
+    cannot store. Walked without recursion."""
+    items = 0
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_METADATA_DEPTH:
+            return f"must not nest objects and arrays more than {MAX_METADATA_DEPTH} levels deep"
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            items += 1
+            if items > MAX_METADATA_ITEMS:
+                return f"must not hold more than {MAX_METADATA_ITEMS} members and array elements in all"
+            if isinstance(key, str) and not storable(key):
+                return UNSTORABLE
+            if isinstance(child, dict | list):
+                todo.append((child, depth + 1))
+            elif isinstance(child, str) and not storable(child):
+                return UNSTORABLE
+    return None
+
+
+# ---------------------------------------------------------------- the id rule
+# An id (user_id, reference_id, asset_code, the operation fields, the Idempotency-Key header, path
+# parameters) may not hide what it says: it contains no code point of FORBIDDEN_ID_RANGES, which are the
+# Unicode 14 general categories Cc (control), Cf (format: zero-width, bidi embeddings/overrides/isolates,
+# BOM, tags, soft hyphen...), Cs (surrogate), Co (private use), Zl and Zp (line and paragraph separators).
+# Everything else is allowed, spaces included. The table is written out, not looked up in unicodedata, so
+# that this module, the SQL function _wallet_printable (sql/0004.trust.sql), the OpenAPI document's id
+# pattern and the model test all state the same rule whatever Unicode version their runtime knows;
+# tests/api/test_hostile_input.py checks it against Unicode's categories and against the SQL function.
+FORBIDDEN_ID_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xD800, 0xF8FF),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F), (0xF0000, 0xFFFFD),
+    (0x100000, 0x10FFFD),
+)  # fmt: skip
+FORBIDDEN_ID_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # what the table was drawn from
+_FIRSTS = [first for first, _ in FORBIDDEN_ID_RANGES]
+
+
+def forbidden_id(ch: str) -> bool:
+    """Whether the character ch is one an id may not contain."""
+    i = bisect.bisect_right(_FIRSTS, ord(ch)) - 1
+    return i >= 0 and ord(ch) <= FORBIDDEN_ID_RANGES[i][1]
+
+
+def forbidden_id_ranges() -> tuple[tuple[int, int], ...]:
+    """The code points the id rule refuses, as (first, last) ranges."""
+    return FORBIDDEN_ID_RANGES
+
+
+@functools.cache
+def id_pattern() -> str:
+    """The whole id rule (1 to MAX_ID_LENGTH characters, none in FORBIDDEN_ID_RANGES) as one regular
+    expression, for the OpenAPI document's `pattern` of every id: `^[^<ranges>]{1,MAX_ID_LENGTH}$`.
+
+    Code points of the BMP are written `\\uXXXX`, those beyond it as the characters themselves, which
+    ECMA-262 (Unicode mode), Python's re and jsonschema-rs all read alike. The lengths are in the pattern
+    because schemathesis merges minLength/maxLength into a pattern by rewriting it in Python's escapes,
+    which jsonschema-rs then refuses."""
+
+    def char(cp: int) -> str:
+        return f"\\u{cp:04x}" if cp <= 0xFFFF else chr(cp)
+
+    # without the surrogates: no Unicode string holds one (a validator reading UTF-8, like jsonschema-rs,
+    # refuses a pattern that names them), and the service refuses one that JSON escapes smuggle in
+    ranges = [(0xE000, b) if a == 0xD800 else (a, b) for a, b in FORBIDDEN_ID_RANGES]
+    body = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
+    return f"^[^{body}]{{1,{MAX_ID_LENGTH}}}$"
+
+
+def id_character_problem(value: str) -> str | None:
+    """Why `value` may not be an id because of a character in it, or None. The message names the first
+    such character by code point and its 1-based position. A printable string (str.isprintable: no category
+    C* or Z* other than the ASCII space) never breaks the rule, which makes the common case one C-level scan."""
+    if value.isprintable():
+        return None
+    for position, ch in enumerate(value, 1):
+        if forbidden_id(ch):
+            name = unicodedata.name(ch, "")
+            return (
+                f"must not contain U+{ord(ch):04X}{' ' + name if name else ''} at character {position}: "
+                "control, format (zero-width, bidi, invisible), surrogate, private-use and line or paragraph "
+                "separator characters are not allowed in ids"
+            )
+    return None
 
 
 class FieldErrors:
@@ -101,8 +270,8 @@ class FieldErrors:
             self.add(field, "must be a string")
         elif not 1 <= len(value) <= MAX_ID_LENGTH:
             self.add(field, f"must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        elif not storable(value):
-            self.add(field, UNSTORABLE)
+        elif (problem := id_character_problem(value)) is not None:
+            self.add(field, problem)
         else:
             return value
         return None
@@ -133,17 +302,20 @@ def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) ->
         "amount": problems.amount("amount", body.get("amount")),
         op_field: problems.ident(op_field, body.get(op_field), required=operation_field_required(operation)),
     }
-    header = headers.get(IDEMPOTENCY_HEADER)
+    keys = headers.getall(IDEMPOTENCY_HEADER, [])
+    header = keys[0] if len(keys) == 1 else None
+    if len(keys) > 1:  # which one a proxy reads is anyone's guess: refuse rather than pick one
+        problems.add(IDEMPOTENCY_HEADER, "must be given once")
     key = problems.ident(IDEMPOTENCY_HEADER, header, required=False)
-    reference_id = problems.ident("reference_id", body.get("reference_id"), required=header is None)
+    reference_id = problems.ident("reference_id", body.get("reference_id"), required=not keys)
     if key is not None and reference_id is not None and key != reference_id:
         problems.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
     args["reference_id"] = reference_id if reference_id is not None else key
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         problems.add("metadata", "must be a JSON object")
-    elif metadata is not None and not storable_json(metadata):
-        problems.add("metadata", UNSTORABLE)
+    elif metadata is not None and (problem := metadata_problem(metadata)) is not None:
+        problems.add("metadata", problem)
     args["metadata"] = metadata
     problems.raise_any()
     return args

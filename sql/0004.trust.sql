@@ -63,12 +63,14 @@ ALTER TABLE transactions
 
 -- ---------------------------------------------------------------- printable ids
 
--- An id (user id, reference id, operation field) may not hide what it says: no C0/C1 control character,
--- no line or paragraph separator, no bidi control, mark or isolate, no zero-width or other invisible
--- formatting character, no private-use character. (The HTTP layer is stricter still: see service/validation.py.)
+-- An id (user id, reference id, operation field, actor) may not hide what it says: none of its characters
+-- is in the Unicode 14 general categories Cc (control), Cf (format: zero-width, bidi controls, BOM, tags,
+-- soft hyphen...), Co (private use), Zl or Zp (line and paragraph separators); surrogates and NUL cannot be
+-- in a text value at all. The ranges are the table FORBIDDEN_ID_RANGES of service/validation.py, which the
+-- HTTP layer and the OpenAPI document use too (tests/api/test_hostile_input.py checks that they agree).
 CREATE FUNCTION _wallet_printable(p_value text) RETURNS boolean
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN p_value !~ '[\x01-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ue000-\uf8ff]';
+RETURN p_value !~ '[\u0001-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ue000-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd\U00100000-\U0010fffd]';
 
 -- ids written from now on are printable; existing rows are not re-checked (NOT VALID)
 ALTER DOMAIN wallet_ref ADD CONSTRAINT wallet_ref_printable CHECK (_wallet_printable(VALUE)) NOT VALID;

@@ -1,6 +1,10 @@
 """A real PostgreSQL for every test: one server per session, started by pytest-postgresql through a
 pg_ctl wrapper that runs it as the postgres user; a template database migrated and seeded once; each
-test gets its own copy of the template."""
+test gets its own copy of the template.
+
+The app under test connects as tests.access.APP_LOGIN, a login holding only wallet_app (fixture `app_url`),
+and sends an admin API key of the test's database (fixtures `admin_key`, `auth_headers`); the `conn` and
+`db_url` fixtures are the superuser's, for setting up and inspecting."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pytest
 from pytest_postgresql import factories
 
 from service import schema
+from tests.access import APP_LOGIN, app_login_url, bearer, create_key
 from tools import pgbin
 
 TESTS = Path(__file__).resolve().parent
@@ -49,11 +54,12 @@ def url_of(info) -> str:
 
 
 def load_template(host: str, port: int, user: str, dbname: str, **_: object) -> None:
-    """Migrate and seed the template database that every test copies."""
+    """Migrate and seed the template database that every test copies; the app's login (a cluster-wide role)."""
     url = f"postgresql://{user}@{host}:{port}/{dbname}"
     ensure_pgtap()
     schema.migrate(url)
     schema.seed(url)
+    schema.ensure_app_login(url, APP_LOGIN)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pgtap")
 
@@ -80,6 +86,24 @@ def conn(db_url: str):
     """An autocommit connection to this test's database."""
     with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture
+def app_url(db_url: str) -> str:
+    """This test's database as the app connects to it: as a login holding only wallet_app."""
+    return app_login_url(db_url)
+
+
+@pytest.fixture
+def admin_key(db_url: str) -> str:
+    """The secret of an API key with the admin scope (named test-admin) in this test's database."""
+    return create_key(db_url, ["admin"], "test-admin")
+
+
+@pytest.fixture
+def auth_headers(admin_key: str) -> dict[str, str]:
+    """Authorization: Bearer <admin key>, for clients that may do everything."""
+    return bearer(admin_key)
 
 
 @pytest.fixture

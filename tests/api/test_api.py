@@ -15,8 +15,8 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 @pytest.fixture
-async def client(aiohttp_client, db_url):
-    return await aiohttp_client(create_app(db_url, pool_min_size=1, pool_max_size=10))
+async def client(aiohttp_client, app_url, auth_headers):
+    return await aiohttp_client(create_app(app_url, pool_min_size=1, pool_max_size=10), headers=auth_headers)
 
 
 async def test_health_reports_healthy_database(client):

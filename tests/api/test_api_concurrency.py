@@ -11,8 +11,8 @@ from tests.api.helpers import snapshot, topup_body, violations
 
 
 @pytest.fixture
-async def client(aiohttp_client, db_url):
-    return await aiohttp_client(create_app(db_url, pool_min_size=1, pool_max_size=10))
+async def client(aiohttp_client, app_url, auth_headers):
+    return await aiohttp_client(create_app(app_url, pool_min_size=1, pool_max_size=10), headers=auth_headers)
 
 
 @pytest.mark.parametrize(

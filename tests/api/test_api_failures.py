@@ -15,9 +15,10 @@ from service.database import fetch
 from tests.api.helpers import error_of, snapshot, topup_body, violations
 
 
-def raising_app(db_url: str, retries: int) -> web.Application:
-    """The real app plus one test-only route that calls a function raising the SQLSTATE it is given."""
-    app = create_app(db_url, retries=retries, pool_min_size=1, pool_max_size=4)
+def raising_app(app_url: str, retries: int) -> web.Application:
+    """The real app plus one test-only route that calls a function raising the SQLSTATE it is given (a route
+    service/auth.py does not know: it needs the admin scope)."""
+    app = create_app(app_url, retries=retries, pool_min_size=1, pool_max_size=4)
 
     async def boom(request: web.Request) -> web.Response:
         await fetch(request, "SELECT test_raise(%(state)s)", {"state": request.match_info["state"]})
@@ -30,11 +31,12 @@ def raising_app(db_url: str, retries: int) -> web.Application:
 @pytest.fixture
 def raise_fn(conn):
     """test_raise(state): writes a row to test_calls (rolled back with the error), counts the attempt in the
-    sequence test_attempts (sequences are not rolled back), then raises that SQLSTATE with a JSON DETAIL."""
+    sequence test_attempts (sequences are not rolled back), then raises that SQLSTATE with a JSON DETAIL.
+    SECURITY DEFINER, like the wallet functions: the app's login has no right on the tables."""
     conn.execute("CREATE TABLE test_calls (n int)")
     conn.execute("CREATE SEQUENCE test_attempts")
     conn.execute("""
-        CREATE FUNCTION test_raise(p_state text) RETURNS void LANGUAGE plpgsql AS $$
+        CREATE FUNCTION test_raise(p_state text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
         BEGIN
             INSERT INTO test_calls VALUES (1);
             PERFORM nextval('test_attempts');
@@ -45,8 +47,10 @@ def raise_fn(conn):
 
 
 @pytest.mark.parametrize("state", ["40001", "40P01", "55P03"])
-async def test_transient_conflicts_are_retried_a_bounded_number_of_times(aiohttp_client, db_url, conn, raise_fn, state):
-    client = await aiohttp_client(raising_app(db_url, retries=2))
+async def test_transient_conflicts_are_retried_a_bounded_number_of_times(
+    aiohttp_client, app_url, auth_headers, conn, raise_fn, state
+):
+    client = await aiohttp_client(raising_app(app_url, retries=2), headers=auth_headers)
     r = await client.get(f"/api/v1/_raise/{state}")
     assert r.status == 503
     assert r.headers["Retry-After"] == "1"
@@ -56,16 +60,16 @@ async def test_transient_conflicts_are_retried_a_bounded_number_of_times(aiohttp
     assert attempts == 3, f"{state}: {attempts} attempts, expected the first and 2 retries"
 
 
-async def test_retry_count_follows_config(aiohttp_client, db_url, conn):
+async def test_retry_count_follows_config(aiohttp_client, app_url, auth_headers, conn):
     conn.execute("""
-        CREATE FUNCTION test_raise(p_state text) RETURNS void LANGUAGE plpgsql AS $$
+        CREATE FUNCTION test_raise(p_state text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER AS $$
         BEGIN
             PERFORM nextval('test_attempts');
             RAISE EXCEPTION 'conflict' USING ERRCODE = p_state;
         END $$""")
     conn.execute("CREATE SEQUENCE test_attempts")  # sequences are not rolled back
     for retries in (0, 3):
-        client = await aiohttp_client(raising_app(db_url, retries=retries))
+        client = await aiohttp_client(raising_app(app_url, retries=retries), headers=auth_headers)
         start = conn.execute("SELECT coalesce(pg_sequence_last_value('test_attempts'), 0)").fetchone()[0]
         r = await client.get("/api/v1/_raise/40001")
         assert r.status == 503
@@ -89,8 +93,8 @@ async def test_retry_count_follows_config(aiohttp_client, db_url, conn):
         ("57P01", 503, "SERVICE_UNAVAILABLE"),
     ],
 )
-async def test_registry_maps_every_sqlstate(aiohttp_client, db_url, raise_fn, state, status, code):
-    client = await aiohttp_client(raising_app(db_url, retries=0))
+async def test_registry_maps_every_sqlstate(aiohttp_client, app_url, auth_headers, raise_fn, state, status, code):
+    client = await aiohttp_client(raising_app(app_url, retries=0), headers=auth_headers)
     r = await client.get(f"/api/v1/_raise/{state}")
     assert r.status == status
     error = await error_of(r)
@@ -106,8 +110,12 @@ async def test_registry_maps_every_sqlstate(aiohttp_client, db_url, raise_fn, st
         assert error["details"] == {"errors": [{"field": "f", "message": "m"}]}
 
 
-async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(aiohttp_client, db_url, conn):
-    client = await aiohttp_client(create_app(db_url, retries=0, pool_min_size=1, pool_max_size=4))
+async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(
+    aiohttp_client, app_url, auth_headers, db_url, conn
+):
+    client = await aiohttp_client(
+        create_app(app_url, retries=0, pool_min_size=1, pool_max_size=4), headers=auth_headers
+    )
     before = snapshot(conn)
     with psycopg.connect(db_url) as holder:  # a transaction that keeps alice's wallet locked
         holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
@@ -118,8 +126,10 @@ async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(aiohttp_c
     assert snapshot(conn) == before and violations(conn) == []
 
 
-async def test_lock_released_during_retries_succeeds(aiohttp_client, db_url):
-    client = await aiohttp_client(create_app(db_url, retries=2, pool_min_size=1, pool_max_size=4))
+async def test_lock_released_during_retries_succeeds(aiohttp_client, app_url, auth_headers, db_url):
+    client = await aiohttp_client(
+        create_app(app_url, retries=2, pool_min_size=1, pool_max_size=4), headers=auth_headers
+    )
     holder = await psycopg.AsyncConnection.connect(db_url)
     await holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
     retried = asyncio.Event()
@@ -147,7 +157,7 @@ async def test_lock_released_during_retries_succeeds(aiohttp_client, db_url):
     assert r.status == 201
 
 
-async def test_unreachable_database_is_service_unavailable(aiohttp_client):
+async def test_unreachable_database_is_service_unavailable(aiohttp_client, auth_headers):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -157,7 +167,7 @@ async def test_unreachable_database_is_service_unavailable(aiohttp_client):
         pool_max_size=2,
         pool_timeout=0.5,
     )
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=auth_headers)  # a well-formed key: it must be looked up
     r = await client.get("/api/v1/wallets/user_alice/balance")
     assert r.status == 503
     assert (await error_of(r))["code"] == "SERVICE_UNAVAILABLE"
@@ -166,8 +176,10 @@ async def test_unreachable_database_is_service_unavailable(aiohttp_client):
     assert (await health.json())["status"] == "unhealthy"
 
 
-async def test_lost_connections_are_replaced_transparently(aiohttp_client, db_url, conn):
-    client = await aiohttp_client(create_app(db_url, retries=3, pool_min_size=2, pool_max_size=2))
+async def test_lost_connections_are_replaced_transparently(aiohttp_client, app_url, auth_headers, conn):
+    client = await aiohttp_client(
+        create_app(app_url, retries=3, pool_min_size=2, pool_max_size=2), headers=auth_headers
+    )
     assert (await client.get("/api/v1/wallets/user_alice/balance")).status == 200
     # kill every connection of the app's pool, as a database restart would
     killed = conn.execute(

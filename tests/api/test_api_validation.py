@@ -10,8 +10,8 @@ from tests.api.helpers import error_of, snapshot, topup_body, violations
 
 
 @pytest.fixture
-async def client(aiohttp_client, db_url):
-    return await aiohttp_client(create_app(db_url, pool_min_size=1, pool_max_size=4))
+async def client(aiohttp_client, app_url, auth_headers):
+    return await aiohttp_client(create_app(app_url, pool_min_size=1, pool_max_size=4), headers=auth_headers)
 
 
 def without(field: str, **extra) -> dict:

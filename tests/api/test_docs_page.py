@@ -3,7 +3,8 @@ exactly as /api/v1/openapi.json serves it.
 
 The page and every asset it references come from the app itself (no CDN, nothing from outside), and a
 headless chromium (Debian's package, installed by this test when missing) renders the page: every operation
-of the document must appear, and a deep link opens an operation with its try-it-out button.
+of the document must appear, and a deep link opens an operation with its try-it-out button; the Authorize
+button (the document declares bearerAuth) lets a user enter an API key for try-it-out.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def operations() -> list[tuple[str, str, dict]]:
 
 
 @pytest.fixture
-async def client(aiohttp_client, db_url):
-    return await aiohttp_client(create_app(db_url, pool_min_size=1, pool_max_size=2))
+async def client(aiohttp_client, app_url):
+    return await aiohttp_client(create_app(app_url, pool_min_size=1, pool_max_size=2))
 
 
 async def test_the_page_and_its_assets_come_from_the_app(client):
@@ -104,8 +105,8 @@ async def render(chromium: str, url: str) -> str:
     return html.unescape(re.sub(r"<wbr\s*/?>", "", dom)).replace("\u200b", "")
 
 
-async def test_a_browser_renders_every_operation(chromium, aiohttp_server, db_url):
-    server = await aiohttp_server(create_app(db_url, pool_min_size=1, pool_max_size=2))
+async def test_a_browser_renders_every_operation(chromium, aiohttp_server, app_url):
+    server = await aiohttp_server(create_app(app_url, pool_min_size=1, pool_max_size=2))
     dom = await render(chromium, str(server.make_url(f"{API}/docs")))
     assert 'class="swagger-ui' in dom, dom[:2000]
     assert "Failed to load" not in dom and "errors-wrapper" not in dom, dom
@@ -115,10 +116,14 @@ async def test_a_browser_renders_every_operation(chromium, aiohttp_server, db_ur
         assert f'opblock-summary-description">{op["summary"]}<' in dom, (method, path)
     shown = re.findall(r'class="opblock-summary-method">(\w+)<', dom)
     assert sorted(m.lower() for m in shown) == sorted(method for method, _, _ in operations())
+    # the key is entered once, with the Authorize button; each secured operation shows its lock
+    assert re.search(r'class="btn authorize[^"]*"', dom), dom[:3000]
+    secured = [op for _, _, op in operations() if op.get("security")]
+    assert len(re.findall(r'class="authorization__btn[^"]*"', dom)) == len(secured)
 
 
-async def test_a_deep_link_opens_an_operation_to_try_it_out(chromium, aiohttp_server, db_url):
-    server = await aiohttp_server(create_app(db_url, pool_min_size=1, pool_max_size=2))
+async def test_a_deep_link_opens_an_operation_to_try_it_out(chromium, aiohttp_server, app_url):
+    server = await aiohttp_server(create_app(app_url, pool_min_size=1, pool_max_size=2))
     dom = await render(chromium, str(server.make_url(f"{API}/docs")) + "#/wallets/topup")
     assert 'try-out__btn">Try it out' in dom, dom[:2000]
     assert "Idempotency-Key" in dom and "topup_stripe_12345" in dom  # its header parameter and body example

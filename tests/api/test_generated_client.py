@@ -5,6 +5,8 @@ run; any warning of the generator fails (it drops an operation whose schemas it 
 self-referencing one, with "Endpoint will not be generated"). The client then calls every operation of the
 document against the real app: postings with the key in the body and in the Idempotency-Key header only, a
 replay, a top-up whose nested metadata reads back unchanged, and the typed error answers (details included).
+It authenticates as the document says (bearerAuth: the generator's AuthenticatedClient with an API key); without
+a key, or with a key lacking the scope, the answers are the typed 401 and 403.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pytest
 
 from service.app import API, create_app
 from service.docs import OPENAPI_PATH, spec
+from tests.access import create_key
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 PACKAGE = "wallet_service_generated_client"
@@ -92,8 +95,8 @@ def test_the_generator_generates_every_operation(generated):
         assert hasattr(importlib.import_module(module), "asyncio_detailed"), operation_id
 
 
-async def test_the_generated_client_performs_every_operation(generated, aiohttp_server, db_url):
-    server = await aiohttp_server(create_app(db_url, pool_min_size=1, pool_max_size=4))
+async def test_the_generated_client_performs_every_operation(generated, aiohttp_server, app_url, admin_key, db_url):
+    server = await aiohttp_server(create_app(app_url, pool_min_size=1, pool_max_size=4))
     models = importlib.import_module(f"{PACKAGE}.models")
     modules = operation_ids()
     performed: list[str] = []
@@ -108,7 +111,8 @@ async def test_the_generated_client_performs_every_operation(generated, aiohttp_
     def topup(amount: int, **fields: Any) -> Any:
         return models.TopupRequest(user_id="user_alice", asset_code="GOLD_COINS", amount=amount, **fields)
 
-    client = generated.Client(base_url=str(server.make_url(API)), raise_on_unexpected_status=True)
+    base_url = str(server.make_url(API))
+    client = generated.AuthenticatedClient(base_url=base_url, token=admin_key, raise_on_unexpected_status=True)
     async with client as c:
         r = await call("health")
         assert r.status_code == 200 and r.parsed.status.value == "healthy"
@@ -224,6 +228,28 @@ async def test_the_generated_client_performs_every_operation(generated, aiohttp_
         r = await call("getTransaction", "gen-never-posted")
         assert r.status_code == 404 and isinstance(r.parsed, models.TransactionNotFoundError)
         assert r.parsed.error.details.reference_id == "gen-never-posted"
+
+    # no key: the open operations answer, the others are a typed 401
+    async with generated.Client(base_url=base_url, raise_on_unexpected_status=True) as c:
+        r = await call("health")
+        assert r.status_code == 200
+        r = await call("getBalance", "user_alice")
+        assert r.status_code == 401 and isinstance(r.parsed, models.UnauthenticatedError)
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+    # a key without the scope: a typed 403 naming the scope
+    reader = create_key(db_url, ["read"], "generated-reader")
+    async with generated.AuthenticatedClient(base_url=base_url, token=reader, raise_on_unexpected_status=True) as c:
+        r = await call("getTransaction", "gen-topup-1")
+        assert r.status_code == 200 and r.parsed.actor == "test-admin"
+        r = await call(
+            "spend",
+            body=models.SpendRequest(
+                user_id="user_alice", asset_code="GOLD_COINS", amount=1, reference_id="gen-spend-3", item_id="x"
+            ),
+        )
+        assert r.status_code == 403 and isinstance(r.parsed, models.ForbiddenError)
+        assert r.parsed.error.details.required_scope.value == "spend"
 
     assert set(performed) == set(modules)
     assert isinstance(first.transaction_id, UUID)

@@ -12,6 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from service import app as app_module
+from service import auth
 from service.api_errors import API_ERRORS
 from service.docs import OPENAPI_PATH, spec
 from service.limits import (
@@ -19,9 +20,11 @@ from service.limits import (
     HISTORY_MAX_LIMIT,
     MAX_AMOUNT,
     MAX_BODY_BYTES,
+    MAX_CURSOR_LENGTH,
     MAX_ID_LENGTH,
     MAX_OFFSET,
 )
+from service.validation import id_pattern
 
 BASE = app_module.API
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -129,6 +132,7 @@ def test_error_details_are_typed_as_the_service_fills_them():
         "IDEMPOTENCY_CONFLICT": {"reference_id", "transaction_id"},
         "INSUFFICIENT_FUNDS": {"required", "available"},
         "BALANCE_LIMIT_EXCEEDED": {"amount", "balance", "limit"},
+        "FORBIDDEN": {"required_scope"},
     }
     for entry in spec()["x-error-codes"]:
         body = resolve(resolve({"$ref": entry["schema"]})["properties"]["error"])
@@ -175,11 +179,14 @@ def test_every_operation_response_names_its_error_codes():
 
 def test_headers_are_declared_on_every_response_that_carries_them():
     """X-Request-Id on every response, Idempotent-Replayed on a replay, Retry-After on every 503 the error
-    middleware answers: all by $ref to components/headers, none spelled out inline."""
+    middleware answers, WWW-Authenticate on every 401: all by $ref to components/headers, none spelled out
+    inline."""
     components = spec()["components"]["headers"]
     assert components["X-Request-Id"]["required"] is True
     assert components["Idempotent-Replayed"]["required"] is True
     assert components["Retry-After"]["required"] is True
+    assert components["WWW-Authenticate"]["required"] is True
+    assert components["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"]
     for method, path, op in operations():
         for status, response in op["responses"].items():
             headers = response.get("headers", {})
@@ -190,6 +197,44 @@ def test_headers_are_declared_on_every_response_that_carries_them():
             assert ("Idempotent-Replayed" in headers) == replay, where
             # GET /health answers its own 503 (status unhealthy), without Retry-After
             assert ("Retry-After" in headers) == (status == "503" and path != "/health"), where
+            assert ("WWW-Authenticate" in headers) == (status == "401"), where
+
+
+def test_every_route_is_named_after_its_operation():
+    """service/auth.py finds a route's scope by the route's name: the operationId."""
+    names = {route.name for route in app_module.create_app("postgresql://unused").router.routes() if route.name} - {
+        "docs",
+        "docsAsset",
+    }
+    assert names == {op["operationId"] for _, _, op in operations()}
+
+
+def test_security_is_declared_as_the_service_enforces_it():
+    """bearerAuth on every operation that needs a key, with the scope service/auth.py requires
+    (x-required-scope, and named in its 403); GET /health and GET /openapi.json open; 401 and 403 exactly
+    where a key is needed."""
+    scheme = spec()["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "security" not in spec()  # declared per operation, so that none is secured by accident
+    scopes = set(resolve({"$ref": "#/components/schemas/ForbiddenDetails"})["properties"]["required_scope"]["enum"])
+    for method, path, op in operations():
+        needed = auth.required_scope(op["operationId"])
+        where = (method, path)
+        if needed is None:
+            assert op["security"] == [] and "x-required-scope" not in op, where
+            assert not {"401", "403"} & set(op["responses"]), where
+        else:
+            assert op["security"] == [{"bearerAuth": []}], where
+            assert op["x-required-scope"] == needed and needed in scopes, where
+            assert {"401", "403"} <= set(op["responses"]), where
+            assert f"lacks the {needed} scope" in op["responses"]["403"]["description"], where
+    open_paths = {path for method, path, op in operations() if auth.required_scope(op["operationId"]) is None}
+    assert open_paths == {"/health", "/openapi.json"}
+
+
+def test_the_transaction_shows_its_actor():
+    transaction = spec()["components"]["schemas"]["Transaction"]
+    assert "actor" in transaction["required"] and transaction["properties"]["actor"]["type"] == "string"
 
 
 def test_posting_schemas_match_the_validator():
@@ -255,6 +300,8 @@ def numbers(node: Any, owner: str | None = None, field: str | None = None, path:
 
 def expected_number(owner: str | None, field: str | None, keyword: str) -> int | None:
     if keyword == "maxLength":
+        if field == "cursor":
+            return MAX_CURSOR_LENGTH
         return MAX_ID_LENGTH if field in ID_FIELDS else None
     if keyword == "minLength":
         return 1 if field in ID_FIELDS else None
@@ -319,7 +366,10 @@ def test_every_limit_is_stated_where_it_applies():
             schema = resolve(body["content"]["application/json"]["schema"])
             inputs += [(f, s) for f, s in schema["properties"].items() if s.get("type") == "string"]
     assert {f for f, _ in inputs} == ID_FIELDS - {"IdempotencyKey"}
-    assert [f for f, s in inputs if s.get("maxLength") != MAX_ID_LENGTH or s.get("minLength") != 1] == []
+    # the lengths live in the id pattern (validation.id_pattern: ^[^...]{1,MAX_ID_LENGTH}$): schemathesis rewrites a
+    # pattern that has minLength/maxLength beside it into escapes its validator refuses
+    assert [f for f, s in inputs if s.get("pattern") != id_pattern()] == []
+    assert id_pattern().endswith(f"]{{1,{MAX_ID_LENGTH}}}$")
 
     history = spec()["paths"]["/wallets/{user_id}/transactions"]["get"]
     params = {p["name"]: p for p in map(resolve, history["parameters"])}
@@ -348,8 +398,8 @@ def test_limits_stated_in_words_match_the_service():
 
 
 @pytest.fixture
-async def client(aiohttp_client, db_url):
-    return await aiohttp_client(app_module.create_app(db_url, pool_min_size=1, pool_max_size=2))
+async def client(aiohttp_client, app_url):
+    return await aiohttp_client(app_module.create_app(app_url, pool_min_size=1, pool_max_size=2))
 
 
 async def test_the_document_is_served_exactly(client):

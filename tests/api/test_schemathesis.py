@@ -10,6 +10,10 @@ The operations are read from service/openapi.json for test collection; the test 
 serves exactly that document at /api/v1/openapi.json. `WALLET_SCHEMATHESIS_EXAMPLES` sets the number of
 examples per operation and mode (default 40); the coverage phase's deterministic cases run in full.
 
+The service connects as a login holding only wallet_app, as in production; every request carries an admin API
+key (so the ledger's answers are what is tested; tests/api/test_auth.py tests the keys and scopes), and
+schemathesis's own auth check sends the secured operations again without it, expecting 401.
+
 (schemathesis's own pytest integration, `schemathesis.pytest.from_fixture`, does not work with pytest 9: it
 sets `request.node._nodeid`. Hypothesis's @given over `APIOperation.as_strategy()` does the same work.)
 """
@@ -32,6 +36,7 @@ from schemathesis.config import SchemathesisConfig
 
 from service import schema
 from service.docs import OPENAPI_PATH
+from tests.access import APP_LOGIN, app_login_url, bearer, create_key
 from tools.launcher import CONSOLE_SCRIPT, Serve
 
 EXAMPLES = int(os.environ.get("WALLET_SCHEMATHESIS_EXAMPLES", "40"))
@@ -63,6 +68,7 @@ def module_db_url(postgresql_proc):
     url = f"{server}/{name}"
     schema.migrate(url)
     schema.seed(url)
+    schema.ensure_app_login(url, APP_LOGIN)
     yield url
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,11 +76,18 @@ def module_db_url(postgresql_proc):
 
 @pytest.fixture(scope="module")
 def service(module_db_url, tmp_path_factory):
-    """(API base URL, access log path) of a `wallet-service serve` on the module's database."""
+    """(API base URL, access log path) of a `wallet-service serve` on the module's database, connecting as
+    the login holding only wallet_app."""
     log = tmp_path_factory.mktemp("schemathesis") / "serve.log"
-    env = dict(os.environ, DATABASE_URL=module_db_url)
+    env = dict(os.environ, DATABASE_URL=app_login_url(module_db_url))
     with Serve(log, env=env, command=[str(CONSOLE_SCRIPT)]) as server:  # SIGTERM at the end
         yield server.base, log
+
+
+@pytest.fixture(scope="module")
+def auth(module_db_url) -> dict[str, str]:
+    """The Authorization header of an admin key of the module's database."""
+    return bearer(create_key(module_db_url, ["admin"], "schemathesis"))
 
 
 def test_the_service_serves_the_document_under_test(service):
@@ -135,7 +148,7 @@ def _keys_without_nul(value):
 @pytest.mark.parametrize(
     ("operation", "mode"), CASES, ids=[f"{op.method.upper()} {op.path} {mode}" for op, mode in CASES]
 )
-def test_operation_conforms_to_the_document(operation, mode, service):
+def test_operation_conforms_to_the_document(operation, mode, service, auth):
     base, _log = service
     seen: list[int] = []
 
@@ -153,7 +166,7 @@ def test_operation_conforms_to_the_document(operation, mode, service):
     )
     def run(case):
         follow_cross_field_rules(case, mode)
-        response = case.call_and_validate(base_url=base)
+        response = case.call_and_validate(base_url=base, headers=auth)
         seen.append(response.status_code)
         assert response.status_code < 500, response.text
 
@@ -162,7 +175,7 @@ def test_operation_conforms_to_the_document(operation, mode, service):
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: f"{op.method.upper()} {op.path}")
-def test_operation_coverage_cases(operation, service):
+def test_operation_coverage_cases(operation, service, auth):
     """schemathesis's coverage phase: boundary values of every documented parameter and field, each
     required one missing, wrong types, and methods the path does not have."""
     base, _ = service
@@ -176,11 +189,11 @@ def test_operation_coverage_cases(operation, service):
     assert cases
     for case in cases:
         follow_cross_field_rules(case, case.meta.generation.mode if case.meta else GenerationMode.POSITIVE)
-        response = case.call_and_validate(base_url=base)
+        response = case.call_and_validate(base_url=base, headers=auth)
         assert response.status_code < 500, response.text
 
 
-def test_nul_or_lone_surrogate_in_a_string_is_a_validation_error(service):
+def test_nul_or_lone_surrogate_in_a_string_is_a_validation_error(service, auth):
     """PostgreSQL text and jsonb cannot hold NUL or unpaired surrogates: a 400, not a 500."""
     base, _ = service
     answers = []
@@ -204,21 +217,25 @@ def test_nul_or_lone_surrogate_in_a_string_is_a_validation_error(service):
             base + path,
             data=json.dumps(body).encode(),
             method="POST",
-            headers={"Content-Type": "application/json", "X-Request-Id": "unstorable-text"},
+            headers={"Content-Type": "application/json", "X-Request-Id": "unstorable-text", **auth},
         )
         answers.append(_status(req))
     surrogate = b'{"user_id": "user_alice", "asset_code": "GOLD_COINS", "amount": 1, "reference_id": "sur-\\ud800"}'
     answers.append(
         _status(
             urllib.request.Request(
-                base + "/wallets/topup", data=surrogate, method="POST", headers={"Content-Type": "application/json"}
+                base + "/wallets/topup",
+                data=surrogate,
+                method="POST",
+                headers={"Content-Type": "application/json", **auth},
             )
         )
     )
     answers.append(
         _status(
             urllib.request.Request(
-                base + "/wallets/user_alice/balance?asset_code=GOLD%00", headers={"X-Request-Id": "unstorable-text"}
+                base + "/wallets/user_alice/balance?asset_code=GOLD%00",
+                headers={"X-Request-Id": "unstorable-text", **auth},
             )
         )
     )

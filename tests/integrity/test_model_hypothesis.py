@@ -33,6 +33,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from service.validation import forbidden_id
+
 MAX = 2**53 - 1
 ASSETS = ["GOLD_COINS", "DIAMONDS", "LOYALTY_POINTS"]
 ASSET_NAMES = {"GOLD_COINS": "Gold Coins", "DIAMONDS": "Diamonds", "LOYALTY_POINTS": "Loyalty Points"}
@@ -76,7 +78,14 @@ nul_free = st.characters(codec="utf-8", exclude_characters="\x00")  # valid UTF-
 metadata = st.one_of(
     st.none(), st.dictionaries(st.text(nul_free, max_size=5), st.integers() | st.text(nul_free, max_size=5), max_size=3)
 )
-# hostile ids: empty, too long, NUL-free unicode of any length
+
+
+# the SQL rule for ids (_wallet_printable, sql/0004.trust.sql) is the table the HTTP layer uses too
+def valid_id(value: str | None) -> bool:
+    return value is not None and 1 <= len(value) <= 128 and not any(forbidden_id(ch) for ch in value)
+
+
+# hostile ids: empty, too long, NUL-free unicode of any length (controls, bidi and zero-width included)
 hostile_text = st.one_of(st.just(""), st.just("y" * 129), st.text(nul_free, max_size=140))
 
 
@@ -123,14 +132,14 @@ class Model:
     def expect(self, r: Request) -> tuple[str | None, dict]:
         """(None, {}) when the request posts a new transaction, else (SQLSTATE, expected DETAIL subset)."""
         for name, value in (("user_id", r.user_id), ("reference_id", r.reference_id)):
-            if value is None or not 1 <= len(value) <= 128:
+            if not valid_id(value):
                 return "WL006", {"field": name}
         if r.asset_code is None:
             return "WL006", {"field": "asset_code"}
         if r.amount is None or not 1 <= r.amount <= MAX:
             return "WL006", {"field": "amount"}
         field_name = OP_FIELD[r.type][2:]
-        if (r.op_value is None and r.type != "TOPUP") or (r.op_value is not None and not 1 <= len(r.op_value) <= 128):
+        if (r.op_value is None and r.type != "TOPUP") or (r.op_value is not None and not valid_id(r.op_value)):
             return "WL006", {"field": field_name}
         if r.metadata is not None and not isinstance(r.metadata, dict):
             return "WL006", {"field": "metadata"}
@@ -288,9 +297,9 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def post_hostile(self, type, user, key, asset, value, meta):
         """Hostile ids and metadata: WL006 (or, when they happen to be valid, an ordinary posting)."""
-        if key is not None and 1 <= len(key) <= 128:
+        if valid_id(key):
             key = self.prefix + key[: 128 - len(self.prefix)]  # never collide with another example
-        if user is not None and 1 <= len(user) <= 128:
+        if valid_id(user):
             user = self.players[0]
         self.post(Request(type, user, asset, 100, key, value, meta))
 
@@ -423,11 +432,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(key=st.one_of(hostile_text, st.just("never-used")))
     def transaction_unknown(self, key):
-        key = key if not 1 <= len(key) <= 128 else self.prefix + "unknown_" + key[:100]
+        key = key if not valid_id(key) else self.prefix + "unknown_" + key[:100]
         try:
             self.conn.execute("SELECT * FROM wallet_transaction(%s)", (key,)).fetchall()
         except psycopg.Error as error:
-            assert error.sqlstate == ("WL005" if 1 <= len(key) <= 128 else "WL006")
+            assert error.sqlstate == ("WL005" if valid_id(key) else "WL006")
         else:
             raise AssertionError(f"wallet_transaction({key!r}) found a transaction that was never posted")
 

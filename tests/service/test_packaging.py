@@ -27,7 +27,13 @@ def test_wheel_ships_the_sql_the_openapi_document_and_the_command(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"service/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql")}
     expected |= {f"service/procedures/{p.name}" for p in (ROOT / "procedures").glob("*.sql")}
-    expected |= {"service/openapi.json", "service/server.py", "service/embedded.py", "service/app.py"}
+    expected |= {
+        "service/openapi.json",
+        "service/server.py",
+        "service/embedded.py",
+        "service/app.py",
+        "service/auth.py",
+    }
     assert expected <= names, sorted(expected - names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "wallet-service = service.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -1,7 +1,7 @@
 -- The database roles: wallet_app may call the API and nothing else; wallet_support reads but cannot write;
 -- PUBLIC may execute nothing; every function runs as wallet_owner with a pinned search_path.
 BEGIN;
-SELECT plan(36);
+SELECT plan(37);
 
 SELECT has_role('wallet_owner', 'wallet_owner exists');
 SELECT has_role('wallet_app', 'wallet_app exists');
@@ -41,6 +41,8 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
 -- ---------------------------------------------------------------- as wallet_app
 SET LOCAL ROLE wallet_app;
 SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 5, 'roles_1', 'card')$$, 'wallet_app posts a top-up');
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred checks, which run as at COMMIT, pass for wallet_app');
+SET CONSTRAINTS ALL DEFERRED;
 SELECT lives_ok($$SELECT * FROM wallet_balances('user_bob')$$, 'wallet_app reads balances');
 SELECT lives_ok($$SELECT * FROM wallet_transaction('roles_1')$$, 'wallet_app looks a transaction up');
 SELECT throws_ok($$SELECT * FROM wallets$$, '42501', NULL, 'wallet_app cannot SELECT wallets');

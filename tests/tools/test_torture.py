@@ -8,6 +8,7 @@ import json
 import random
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler, Middleware
 
 from service.app import API, create_app
+from tests.access import app_login_url, bearer, create_key
 from tools.torture import check as checks
 from tools.torture.durability import check_durability
 from tools.torture.options import Options
@@ -96,7 +98,9 @@ def test_durability_check_sees_synchronous_commit_off(db_url):
 
 def test_durability_check_sees_a_wallet_function_that_turns_synchronous_commit_off(db_url):
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("ALTER FUNCTION wallet_topup(text, text, bigint, text, text, jsonb) SET synchronous_commit = off")
+        conn.execute(
+            "ALTER FUNCTION wallet_topup(text, text, bigint, text, text, jsonb, text) SET synchronous_commit = off"
+        )
     _, problems = check_durability(db_url, "probe_player")
     assert any("wallet_topup: synchronous_commit=off" in p for p in problems)
 
@@ -105,15 +109,18 @@ def test_durability_check_sees_a_wallet_function_that_turns_synchronous_commit_o
 
 
 @asynccontextmanager
-async def _api(db_url: str, middleware: Middleware | None = None) -> AsyncIterator[str]:
-    """The real API on db_url (its base URL); `middleware`, outermost, may falsify what it answers."""
-    app = create_app(db_url)
+async def _api(db_url: str, middleware: Middleware | None = None) -> AsyncIterator[tuple[str, ClientSession]]:
+    """The real API on db_url's database, connecting as the login holding only wallet_app (its base URL), and a
+    client session sending an API key; `middleware`, outermost, may falsify what the API answers."""
+    app = create_app(app_login_url(db_url))
     if middleware is not None:
         app.middlewares.insert(0, web.middleware(middleware))
     server = TestServer(app)
     await server.start_server()
+    secret = create_key(db_url, ["read", "topup", "bonus", "spend"], f"torture-test-{uuid.uuid4().hex[:8]}")
     try:
-        yield str(server.make_url(API))
+        async with ClientSession(headers=bearer(secret)) as session:
+            yield str(server.make_url(API)), session
     finally:
         await server.close()
 
@@ -123,7 +130,7 @@ async def _check(
 ) -> tuple[Stats, checks.Resolution]:
     """Run the tool's final check over hand-made client records, against the real API on db_url."""
     stats = Stats()
-    async with _api(db_url, middleware) as base, ClientSession() as session:
+    async with _api(db_url, middleware) as (base, session):
         resolution = await checks.check({op.key: op for op in ops}, stats, session, base, db_url, run_id)
     return stats, resolution
 
@@ -468,7 +475,7 @@ def _falsify_postings(change: Callable[[dict[str, Any]], None] | None = None, dr
 async def test_send_reports_a_200_without_the_replayed_header(db_url, drop):
     op = _posted_and_acked(db_url, Op("rc-c0-1", "topup", "rc-hot0", "GOLD_COINS", 100, "stripe"))
     stats = Stats()
-    async with _api(db_url, _falsify_postings(drop_replay_header=drop)) as base, ClientSession() as session:
+    async with _api(db_url, _falsify_postings(drop_replay_header=drop)) as (base, session):
         answer = await _workload("rc", base, stats).send(session, op, op.body(), 30)
     assert answer[0] == 200  # a replay
     assert stats.violations == (["rc-c0-1: 200 without Idempotent-Replayed: true"] if drop else [])
@@ -493,7 +500,7 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
 async def test_replay_check_reports_a_replay_answering_something_else(db_url, change, violation):
     op = _posted_and_acked(db_url, Op("rd-c0-1", "topup", "rd-hot0", "GOLD_COINS", 100, "stripe"))
     stats = Stats()
-    async with _api(db_url, _falsify_postings(change)) as base, ClientSession() as session:
+    async with _api(db_url, _falsify_postings(change)) as (base, session):
         await _workload("rd", base, stats, draw=0.9).replay_or_conflict(session, op)
     assert (stats.replays_checked, stats.conflicts_checked) == (1, 0)
     assert [v.split(": replay answered")[0] for v in stats.violations] == (["rd-c0-1"] if violation else [])
@@ -509,7 +516,7 @@ async def test_replay_check_reports_a_replay_answering_something_else(db_url, ch
 async def test_conflict_check_reports_a_409_naming_another_transaction(db_url, change, violation):
     op = _posted_and_acked(db_url, Op("re-c0-1", "topup", "re-hot0", "GOLD_COINS", 100, "stripe"))
     stats = Stats()
-    async with _api(db_url, _falsify_postings(change)) as base, ClientSession() as session:
+    async with _api(db_url, _falsify_postings(change)) as (base, session):
         await _workload("re", base, stats, draw=0.1).replay_or_conflict(session, op)
     assert (stats.replays_checked, stats.conflicts_checked) == (0, 1)
     assert [v.split(": reused for another amount")[0] for v in stats.violations] == (["re-c0-1"] if violation else [])

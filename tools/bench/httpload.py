@@ -67,8 +67,9 @@ class Tally:
         return Result("HTTP", scenario, tps, self.requests, p50, p95, p99, self.errors, note=note, extra=extra)
 
 
-def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, tally: Tally) -> None:
-    """One wrk run of `script` (appended to wrk_common.lua) against `base`; adds to `tally`."""
+def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, key: str, tally: Tally) -> None:
+    """One wrk run of `script` (appended to wrk_common.lua) against `base`, every request with the API key
+    `key`; adds to `tally`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write((SCRIPTS / "wrk_common.lua").read_text() + "\n" + (SCRIPTS / script).read_text())
     try:
@@ -87,6 +88,7 @@ def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, 
             base,
             "--",
             str(players),
+            key,
         ]
         proc = subprocess.run(argv, capture_output=True, text=True)
     finally:

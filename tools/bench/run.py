@@ -23,6 +23,8 @@ from tools.bench import growth, httpload, pgserver, report, sqlload
 from tools.bench.results import Result
 from tools.launcher import Serve
 
+SERVICE_LOGIN = "wallet_service"  # the bench's own server: the service connects as this wallet_app login
+
 
 def _cpu(server: pgserver.BenchServer | None, settle: bool = False) -> float:
     """The bench server's CPU seconds so far (0 on a server given by DATABASE_URL)."""
@@ -86,9 +88,17 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         bar.set_description("pgbench -i")
         sqlload.prepare_tpcb(tpcb_url, args.scale)
         bar.update()
+        key = ""
         if http:
             bar.set_description("starting wallet-service serve")
-            service = Serve(workdir / "service.log", env={**os.environ, "DATABASE_URL": wallet_url})
+            # as in production: an API key with the scopes the scenarios need, and (on the bench's own server,
+            # which trusts local connections) a login holding only wallet_app
+            _, key = schema.create_key(wallet_url, f"bench-{time.time_ns()}", ["read", "topup", "spend"])
+            service_url = wallet_url
+            if server is not None:
+                schema.ensure_app_login(wallet_url, SERVICE_LOGIN)
+                service_url = schema.login_url(wallet_url, SERVICE_LOGIN)
+            service = Serve(workdir / "service.log", env={**os.environ, "DATABASE_URL": service_url})
             service.start(timeout=60)
         statements_on = _reset_statements(wallet_url)
 
@@ -110,7 +120,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                     bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
                     cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.pid)
                     httpload.run_wrk(
-                        service.origin, wrk_script, args.clients, per_round, args.players, http_tallies[name]
+                        service.origin, wrk_script, args.clients, per_round, args.players, key, http_tallies[name]
                     )
                     http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
                     http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.pid) - service_cpu

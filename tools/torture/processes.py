@@ -102,7 +102,7 @@ class Service:
             try:
                 await asyncio.to_thread(self.serve.start, max(deadline - time.monotonic(), 0.0))
                 return
-            except ServeExited:  # e.g. it could not migrate while PostgreSQL was down
+            except ServeExited:  # e.g. it could not check the migrations while PostgreSQL was down
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.3)

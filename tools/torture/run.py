@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from service import schema
 from tools.launcher import free_port
 from tools.torture import report
 from tools.torture.check import check
@@ -26,6 +27,18 @@ from tools.torture.processes import Postgres, Service, crash_recoveries, restart
 from tools.torture.records import Stats, log
 from tools.torture.workload import Workload
 
+SERVICE_LOGIN = "wallet_service"  # the embedded server trusts its Unix socket: a login without a password
+
+
+def prepare_database(url: str, run_id: str) -> str:
+    """What serve does in its embedded mode, as the torture's own service runs with DATABASE_URL (which never
+    migrates): migrate, seed, the service's login; returns the secret of an API key for the run's clients."""
+    schema.migrate(url)
+    schema.seed(url)
+    schema.ensure_app_login(url, SERVICE_LOGIN)
+    _, secret = schema.create_key(url, f"torture-{run_id}", ["read", "topup", "bonus", "spend"])
+    return secret
+
 
 async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict[str, Any]:
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
@@ -35,12 +48,15 @@ async def run_async(options: Options, pg: Postgres, run_dir: Path) -> dict[str, 
     started = time.monotonic()
 
     url = await asyncio.to_thread(pg.start)
+    secret = await asyncio.to_thread(prepare_database, url, run_id)
     port = options.port or free_port()
-    service = Service(url, port, run_dir / "service.log")
+    # the service connects as a login holding only wallet_app, as in production
+    service = Service(schema.login_url(url, SERVICE_LOGIN), port, run_dir / "service.log")
     try:
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await service.start()  # migrates and seeds the database
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            await service.start()
             _settings, problems = await asyncio.to_thread(check_durability, url, f"{run_id}-probe")
             for problem in problems:
                 stats.violation(f"durability: {problem}")

@@ -9,6 +9,9 @@ end
 
 function init(args)
    players = tonumber(args[1]) or 10000
+   -- args[2]: the API key (httpload.run_wrk); every request sends it
+   auth_headers = { ["Authorization"] = "Bearer " .. (args[2] or "") }
+   json_headers = { ["Content-Type"] = "application/json", ["Authorization"] = auth_headers["Authorization"] }
    math.randomseed(os.time() * 1000 + tid)
    prefix = string.format("http-%d-%d-%d", os.time(), tid, math.random(1, 1000000000))
    counter = 0
@@ -23,7 +26,6 @@ function reference()
    return prefix .. "-" .. counter
 end
 
-json_headers = { ["Content-Type"] = "application/json" }
 
 function topup(user)
    return wrk.format("POST", "/api/v1/wallets/topup", json_headers, string.format(
@@ -38,11 +40,11 @@ function spend(user)
 end
 
 function balance(user)
-   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/balance?asset_code=GOLD_COINS")
+   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/balance?asset_code=GOLD_COINS", auth_headers)
 end
 
 function history(user)
-   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/transactions?asset_code=GOLD_COINS&limit=50")
+   return wrk.format("GET", "/api/v1/wallets/" .. user .. "/transactions?asset_code=GOLD_COINS&limit=50", auth_headers)
 end
 
 function done(summary, latency, requests)
