@@ -37,6 +37,7 @@ DECLARE
     v_sign bigint;
     v_result wallet_posting;
     v_previous_hash bytea;
+    v_hash bytea;
 BEGIN
     -- validate every argument before touching any row: one expression for the common, valid call; the
     -- per-argument checks (which raise the precise WL006) only when something is wrong
@@ -78,7 +79,7 @@ BEGIN
     END IF;
 
     -- lock the player's wallet: the one row this posting locks, waited for up to lock_timeout
-    SELECT w.id, w.balance INTO v_wallet_id, v_balance
+    SELECT w.id, w.balance, w.chain_head INTO v_wallet_id, v_balance, v_previous_hash
       FROM wallets w
      WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
        FOR UPDATE;
@@ -98,7 +99,7 @@ BEGIN
                              p_user_id),
                     0)
             ON CONFLICT (user_id, asset_code) DO NOTHING;
-            SELECT w.id, w.balance INTO STRICT v_wallet_id, v_balance
+            SELECT w.id, w.balance, w.chain_head INTO STRICT v_wallet_id, v_balance, v_previous_hash
               FROM wallets w
              WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
                FOR UPDATE;
@@ -151,18 +152,17 @@ BEGIN
     END IF;
     v_new_balance := v_balance + v_sign * p_amount;
 
-    UPDATE wallets w SET balance = v_new_balance, updated_at = v_tx.created_at WHERE w.id = v_wallet_id;
-
-    -- the wallet's chain head: its newest entry's hash (the wallet is locked, so it stays the newest)
-    SELECT e.entry_hash INTO v_previous_hash
-      FROM ledger_entries e WHERE e.wallet_id = v_wallet_id ORDER BY e.id DESC LIMIT 1;
+    -- the player entry's hash, chained to the wallet's head (read under the wallet's lock above)
+    v_hash := _wallet_entry_hash(v_previous_hash, v_tx, v_wallet_id, v_sign * p_amount, v_new_balance);
+    UPDATE wallets w SET balance = v_new_balance, updated_at = v_tx.created_at, chain_head = v_hash
+     WHERE w.id = v_wallet_id;
 
     -- both legs in one statement: the ledger's trigger requires each INSERT to sum to zero.
     -- "kind <> 'PLAYER'" is implied by v_system_kind, but spelled out it lets the cached generic plan use
     -- the partial index wallets_system_asset_kind_key; without it this INSERT was re-planned on every call
     INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, created_at, entry_hash)
     SELECT v_tx.id, v_wallet_id, p_asset_code, v_sign * p_amount, v_new_balance, v_tx.created_at,
-           _wallet_entry_hash(v_previous_hash, v_tx, v_wallet_id, v_sign * p_amount, v_new_balance)
+           v_hash
     UNION ALL
     SELECT v_tx.id, s.id, p_asset_code, -v_sign * p_amount, NULL, v_tx.created_at, NULL
       FROM wallets s

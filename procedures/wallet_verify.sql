@@ -13,6 +13,8 @@
 --                            transaction and itself: the entry or its transaction was changed, or an entry
 --                            before it in the wallet was removed (what no rule above notices when someone who
 --                            bypassed the triggers rewrote history consistently)
+--   chain_head_mismatch      a player wallet's chain_head is not its newest entry's hash (the next posting
+--                            would chain to the wrong entry)
 -- Raises: nothing. Reads the whole ledger: run it off-peak on a large ledger.
 -- Not caught here: a rewrite that also recomputes every later hash, or the removal of a wallet's newest
 -- entries; keep the chain heads outside the database (wallet_chain_heads) and check them with
@@ -106,5 +108,13 @@ BEGIN
                   JOIN wallets w ON w.id = e.wallet_id AND w.kind = 'PLAYER'
                   JOIN transactions t ON t.id = e.transaction_id) c
          WHERE c.entry_hash IS DISTINCT FROM c.expected;
+
+    RETURN QUERY
+        SELECT 'chain_head_mismatch', w.id::text,
+               format('wallet of %s in %s: chain_head is not the hash of its newest entry', w.user_id, w.asset_code)
+          FROM wallets w
+         WHERE w.kind = 'PLAYER'
+           AND w.chain_head IS DISTINCT FROM (SELECT e.entry_hash FROM ledger_entries e
+                                               WHERE e.wallet_id = w.id ORDER BY e.id DESC LIMIT 1);
 END;
 $$;

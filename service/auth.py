@@ -170,9 +170,12 @@ def forbidden(scope: str) -> ApiError:
 
 def bearer_secret(request: web.Request) -> str:
     """The secret of `Authorization: Bearer <secret>`; 401 when the header is missing or not a bearer key."""
-    header = request.headers.get("Authorization")
-    if header is None:
+    headers = request.headers.getall("Authorization", [])
+    if not headers:
         raise unauthenticated("an API key is required: send Authorization: Bearer <api key>")
+    if len(headers) > 1:  # a proxy reading the first and this service another must never disagree on the caller
+        raise unauthenticated("send one Authorization header")
+    header = headers[0]
     match = _BEARER.fullmatch(header)
     if match is None:
         raise unauthenticated("the Authorization header must be: Bearer <api key>")

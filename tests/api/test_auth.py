@@ -163,6 +163,16 @@ async def test_no_valid_key_is_401_with_www_authenticate(anon, db_url, conn, rou
     assert snapshot(conn) == before  # nothing was written
 
 
+async def test_two_authorization_headers_are_refused(anon, admin_key):
+    """A proxy that reads the first header and this service the second must never disagree on the caller."""
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict([("Authorization", f"Bearer {admin_key}"), ("Authorization", "Bearer wsk_" + "0" * 64)])
+    r = await anon.get(f"{API}/wallets/user_alice/balance", headers=headers)
+    assert r.status == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    assert (await error_of(r))["code"] == "UNAUTHENTICATED"
+
+
 async def test_the_scheme_is_case_insensitive(anon, admin_key):
     r = await anon.get(f"{API}/wallets/user_alice/balance", headers={"Authorization": f"bearer  {admin_key}"})
     assert r.status == 200

@@ -109,6 +109,7 @@ SELECT lives_ok(
                     ('00000000-0000-0000-0000-0000000000a1', %2$s, 'GOLD_COINS', -10, NULL, NULL)$$,
            pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
     'a complete manual posting is accepted');
+SELECT pg_temp.advance_head(pg_temp.wallet_of('user_bob', 'GOLD_COINS'));
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred balance checks pass');
 SET CONSTRAINTS ALL DEFERRED;
 SELECT is_empty('SELECT * FROM wallet_verify()', 'wallet_verify finds nothing wrong with it');
@@ -144,6 +145,7 @@ SELECT lives_ok(
                     ('00000000-0000-0000-0000-0000000000a2', %2$s, 'GOLD_COINS', -5, NULL, NULL)$$,
            pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
     'the same entries pass once the stored balance was updated first');
+SELECT pg_temp.advance_head(pg_temp.wallet_of('user_charlie', 'GOLD_COINS'));
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and every deferred check passes at commit');
 SET CONSTRAINTS ALL DEFERRED;
 

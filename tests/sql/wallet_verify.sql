@@ -1,7 +1,7 @@
 -- wallet_verify: no violations on a healthy ledger; each invariant reported when the data is broken
 -- on purpose (with the guarding triggers or constraints switched off, always undone again).
 BEGIN;
-SELECT plan(12);
+SELECT plan(15);
 
 -- Run p_sql (the damage), collect wallet_verify() as 'invariant|subject|detail' lines, then undo the
 -- damage by rolling back to before p_sql (an exception caught in this block), so every case starts
@@ -70,6 +70,7 @@ SELECT is(
         VALUES ('00000000-0000-0000-0000-0000000000c1', %1$s, 'GOLD_COINS', -10, 100690,
                 pg_temp.chain('00000000-0000-0000-0000-0000000000c1', %1$s, -10, 100690)),
                ('00000000-0000-0000-0000-0000000000c1', %2$s, 'GOLD_COINS', 10, NULL, NULL);
+        SELECT pg_temp.advance_head(%1$s);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY['transaction_legs|00000000-0000-0000-0000-0000000000c1|SPEND of 10 GOLD_COINS for user_alice (reference v_wrong_leg): 1 player leg(s) as expected, 0 system leg(s) as expected, 2 entries'],
@@ -95,6 +96,7 @@ SELECT is(
         VALUES (900020, '00000000-0000-0000-0000-0000000000d1', %1$s, 'GOLD_COINS', 10, 25011,
                 pg_temp.chain('00000000-0000-0000-0000-0000000000d1', %1$s, 10, 25011)),
                (900021, '00000000-0000-0000-0000-0000000000d1', %2$s, 'GOLD_COINS', -10, NULL, NULL);
+        SELECT pg_temp.advance_head(%1$s);
         UPDATE wallets SET balance = 25010 WHERE id = %1$s;
     $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY[format('balance_chain_broken|900020|entry of wallet %s records balance_after 25011, the running sum is 25010',
@@ -113,6 +115,7 @@ SELECT is(
         VALUES (900030, '00000000-0000-0000-0000-0000000000e1', %1$s, 'GOLD_COINS', -25001, -1,
                 pg_temp.chain('00000000-0000-0000-0000-0000000000e1', %1$s, -25001, -1)),
                (900031, '00000000-0000-0000-0000-0000000000e1', %2$s, 'GOLD_COINS', 25001, NULL, NULL);
+        SELECT pg_temp.advance_head(%1$s);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
     ARRAY[format('negative_balance|%s|wallet of user_charlie in GOLD_COINS has balance -1',
@@ -133,6 +136,7 @@ SELECT is(
         VALUES ('00000000-0000-0000-0000-0000000000f1', %1$s, 'GOLD_COINS', 9007199254740991, 9007199254841691,
                 pg_temp.chain('00000000-0000-0000-0000-0000000000f1', %1$s, 9007199254740991, 9007199254841691)),
                ('00000000-0000-0000-0000-0000000000f1', %2$s, 'GOLD_COINS', -9007199254740991, NULL, NULL);
+        SELECT pg_temp.advance_head(%1$s);
         SET CONSTRAINTS ALL IMMEDIATE;
     $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY[format('balance_limit|%s|wallet of user_alice in GOLD_COINS has balance 9007199254841691',
@@ -177,6 +181,21 @@ SELECT is(
            WHERE e.wallet_id = pg_temp.wallet_of('user_alice', 'GOLD_COINS') AND t.reference_id <> 'init_alice_gold_001'
            ORDER BY 1),
     'a transaction deleted from the middle of a wallet''s history is caught by the next entry''s hash');
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        UPDATE wallets SET chain_head = sha256('forged'::bytea) WHERE id = %1$s;
+    $$, pg_temp.wallet_of('user_bob', 'GOLD_COINS'))),
+    ARRAY[format('chain_head_mismatch|%s|wallet of user_bob in GOLD_COINS: chain_head is not the hash of its newest entry',
+                 pg_temp.wallet_of('user_bob', 'GOLD_COINS'))],
+    'a wallet whose chain head is not its newest entry''s hash: chain_head_mismatch');
+
+-- the hash renders timestamps in UTC: postings and checks in other time zones agree
+SET LOCAL TimeZone = 'Pacific/Kiritimati';
+SELECT lives_ok($$SELECT wallet_topup('user_charlie', 'GOLD_COINS', 3, 'v_tz_1', 'card')$$, 'a posting at UTC+14');
+SET LOCAL TimeZone = 'America/Adak';
+SELECT is_empty('SELECT * FROM wallet_verify()', 'verified at UTC-10: no hash depends on the session''s time zone');
+RESET TimeZone;
 
 SELECT is_empty('SELECT * FROM wallet_verify()', 'every break was undone: the ledger is healthy again');
 

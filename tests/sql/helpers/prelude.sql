@@ -32,3 +32,10 @@ RETURNS bytea LANGUAGE sql AS $$
         (SELECT e.entry_hash FROM ledger_entries e WHERE e.wallet_id = p_wallet_id ORDER BY e.id DESC LIMIT 1),
         (SELECT t FROM transactions t WHERE t.id = p_transaction_id), p_wallet_id, p_amount, p_balance_after)
 $$;
+-- after a manual posting: the wallet's chain_head becomes its newest entry's hash, as _wallet_post keeps it
+CREATE FUNCTION pg_temp.advance_head(p_wallet_id bigint) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE wallets SET chain_head = (SELECT e.entry_hash FROM ledger_entries e
+                                      WHERE e.wallet_id = p_wallet_id ORDER BY e.id DESC LIMIT 1)
+     WHERE id = p_wallet_id
+$$;
