@@ -45,6 +45,10 @@ BAD_POSTINGS = [
     ("topup", topup_body(metadata=[1, 2]), "metadata"),
     ("topup", topup_body(metadata="note"), "metadata"),
     ("topup", topup_body(metadata=3), "metadata"),
+    # PostgreSQL's jsonb holds neither NUL nor a lone surrogate: in a value, in a key (with a clean value), nested
+    ("topup", topup_body(metadata={"note": "a\u0000b"}), "metadata"),
+    ("topup", topup_body(metadata={"k\u0000": "clean"}), "metadata"),
+    ("topup", topup_body(metadata={"deep": [{"x": "\ud800"}]}), "metadata"),
     ("topup", topup_body(surprise=1), "surprise"),
     ("topup", topup_body(item_id="i"), "item_id"),
     ("bonus", topup_body(), "bonus_type"),
