@@ -5,12 +5,12 @@
 --   NULL), p_display_name (name of a wallet this call opens; default: the player's existing name),
 --   p_actor (who asks: the API key's name for the service; NULL: the calling database role).
 -- Returns: wallet_posting (replayed = true when the key had been used for this same request).
--- Raises: WL001 insufficient funds, WL002 wallet not found (spend by a player with no wallet),
+-- Raises: WL001 insufficient funds (a spend needs the balance minus active holds), WL002 wallet not found (spend by a player with no wallet),
 --   WL003 asset not found, WL004 idempotency conflict, WL006 invalid argument, WL007 balance limit;
 --   lock_not_available (55P03) when the player's wallet stays locked past lock_timeout.
 -- Records: the actor (p_actor or the calling role) and the calling role (db_role) on the transaction, and
 -- each player entry's hash, chained to its wallet's previous entry (_wallet_entry_hash).
--- Locking: only the player's wallet row is locked. The system wallet's leg is inserted without
+-- Locking: the reference id's advisory lock (_wallet_claim_key), then only the player's wallet row. The system wallet's leg is inserted without
 -- locking or updating the system wallet, so postings of different players never wait on each other.
 CREATE OR REPLACE FUNCTION _wallet_post(
     p_type transaction_type,
@@ -38,6 +38,9 @@ DECLARE
     v_result wallet_posting;
     v_previous_hash bytea;
     v_hash bytea;
+    v_holds_until timestamptz;
+    v_now timestamptz;
+    v_held bigint := 0::bigint;
 BEGIN
     -- validate every argument before touching any row: one expression for the common, valid call; the
     -- per-argument checks (which raise the precise WL006) only when something is wrong
@@ -78,8 +81,11 @@ BEGIN
                               p_payment_method, p_bonus_type, p_item_id);
     END IF;
 
+    -- the key is no hold's (and no concurrent writer of the same key gets past this until we commit)
+    PERFORM _wallet_claim_key(p_reference_id);
+
     -- lock the player's wallet: the one row this posting locks, waited for up to lock_timeout
-    SELECT w.id, w.balance, w.chain_head INTO v_wallet_id, v_balance, v_previous_hash
+    SELECT w.id, w.balance, w.chain_head, w.holds_until INTO v_wallet_id, v_balance, v_previous_hash, v_holds_until
       FROM wallets w
      WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
        FOR UPDATE;
@@ -99,18 +105,22 @@ BEGIN
                              p_user_id),
                     0)
             ON CONFLICT (user_id, asset_code) DO NOTHING;
-            SELECT w.id, w.balance, w.chain_head INTO STRICT v_wallet_id, v_balance, v_previous_hash
+            SELECT w.id, w.balance, w.chain_head, w.holds_until INTO STRICT v_wallet_id, v_balance, v_previous_hash, v_holds_until
               FROM wallets w
              WHERE w.user_id = p_user_id AND w.asset_code = p_asset_code
                FOR UPDATE;
         END IF;
     END IF;
 
+    -- the posting's time, read under the lock: within a wallet, later entries never have earlier times
+    -- (what wallet_balances(..., p_at) relies on)
+    v_now := clock_timestamp();
+
     -- claim the key under the wallet lock, before the funds check: a concurrent duplicate that just
     -- committed must be answered as a replay, not judged against the balance it left. If a posting in
     -- flight holds the key, this waits for it and then yields no row.
     INSERT INTO transactions AS t (reference_id, type, user_id, asset_code, amount,
-                                   payment_method, bonus_type, item_id, metadata, actor, description)
+                                   payment_method, bonus_type, item_id, metadata, actor, description, created_at)
     VALUES (p_reference_id, p_type, p_user_id, p_asset_code, p_amount,
             p_payment_method, p_bonus_type, p_item_id, p_metadata, coalesce(p_actor, session_user),
             CASE p_type
@@ -118,7 +128,8 @@ BEGIN
                 WHEN 'BONUS' THEN 'Bonus: ' || p_bonus_type
                 WHEN 'SPEND' THEN 'Purchase: ' || p_item_id
                 ELSE 'Initial balance'
-            END)
+            END,
+            v_now)
     ON CONFLICT (reference_id) DO NOTHING
     RETURNING t.* INTO v_tx;
     IF NOT FOUND THEN
@@ -127,25 +138,20 @@ BEGIN
                               p_payment_method, p_bonus_type, p_item_id);
     END IF;
 
-    -- funds and limit, checked under the wallet lock
+    -- funds and limit, checked under the wallet lock; a spend may use what active holds do not reserve
+    -- (holds_until in the past: none is active, no need to read them)
     IF p_type = 'SPEND' THEN
-        IF v_balance < p_amount THEN
-            RAISE EXCEPTION 'insufficient funds: player % has % % and cannot spend %',
-                p_user_id, v_balance, p_asset_code, p_amount
-                USING ERRCODE = 'WL001',
-                      DETAIL = json_build_object('user_id', p_user_id, 'asset_code', p_asset_code,
-                                                 'required', p_amount, 'available', v_balance)::text;
+        IF v_holds_until > v_now THEN
+            v_held := _wallet_held(v_wallet_id, v_now);
+        END IF;
+        IF v_balance - v_held < p_amount THEN
+            PERFORM _wallet_insufficient_funds(p_user_id, p_asset_code, p_amount, v_balance - v_held, v_held, 'spend');
         END IF;
         v_sign := -1;
         v_system_kind := 'REVENUE';
     ELSE
         IF v_balance > _wallet_max_amount() - p_amount THEN
-            RAISE EXCEPTION 'balance limit exceeded: player % has % % and cannot receive %',
-                p_user_id, v_balance, p_asset_code, p_amount
-                USING ERRCODE = 'WL007',
-                      DETAIL = json_build_object('user_id', p_user_id, 'asset_code', p_asset_code,
-                                                 'amount', p_amount, 'balance', v_balance,
-                                                 'limit', _wallet_max_amount())::text;
+            PERFORM _wallet_balance_limit_exceeded(p_user_id, p_asset_code, v_balance, p_amount);
         END IF;
         v_sign := 1;
         v_system_kind := CASE p_type WHEN 'BONUS' THEN 'BONUS_POOL'::wallet_kind ELSE 'TREASURY'::wallet_kind END;

@@ -3,9 +3,10 @@
 --   p_before_entry_id (keyset cursor: only entries older than this entry id; pages stay cheap at any
 --   depth, unlike p_offset).
 -- Returns: rows (entry_id, transaction_id, type, amount, balance_after, reference_id, created_at,
---   description, has_older); amount is the transaction's (positive) amount, type tells its direction;
---   has_older is true when the wallet has entries older than this one (on a page's last row: another
---   page follows).
+--   description, original_reference_id, has_older); amount is the (positive) amount of this entry, type
+--   tells its direction (for a REVERSAL, the opposite of its original's, whose reference id is
+--   original_reference_id; NULL on other types); has_older is true when the wallet has entries older than
+--   this one (on a page's last row: another page follows).
 -- Raises: WL002 player has no wallet at all, WL003 asset not found, WL006 invalid argument.
 -- Example: SELECT * FROM wallet_history('user_alice', 'GOLD_COINS', p_limit => 10);
 CREATE OR REPLACE FUNCTION wallet_history(
@@ -16,7 +17,7 @@ CREATE OR REPLACE FUNCTION wallet_history(
     p_before_entry_id bigint DEFAULT NULL)
 RETURNS TABLE (entry_id bigint, transaction_id uuid, type transaction_type, amount bigint,
                balance_after bigint, reference_id text, created_at timestamptz, description text,
-               has_older boolean)
+               original_reference_id text, has_older boolean)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = public, pg_temp
 -- one generic plan per session: with custom plans, PostgreSQL re-planned the page query on every call for
@@ -50,8 +51,9 @@ BEGIN
     IF p_offset = 0 THEN
         -- first page, or any page by cursor: walk the index backwards from the cursor
         RETURN QUERY
-            SELECT e.id, t.id, t.type, t.amount::bigint, e.balance_after::bigint, t.reference_id::text, t.created_at,
+            SELECT e.id, t.id, t.type, abs(e.amount), e.balance_after::bigint, t.reference_id::text, t.created_at,
                    t.description,
+                   (SELECT o.reference_id::text FROM transactions o WHERE o.id = t.original_id),
                    e.id > v_first_entry_id
               FROM ledger_entries e
               JOIN transactions t ON t.id = e.transaction_id
@@ -62,8 +64,9 @@ BEGIN
     ELSE
         -- an offset: skip over the entries' ids alone (an index-only scan), then read the page's rows
         RETURN QUERY
-            SELECT e.id, t.id, t.type, t.amount::bigint, e.balance_after::bigint, t.reference_id::text, t.created_at,
+            SELECT e.id, t.id, t.type, abs(e.amount), e.balance_after::bigint, t.reference_id::text, t.created_at,
                    t.description,
+                   (SELECT o.reference_id::text FROM transactions o WHERE o.id = t.original_id),
                    e.id > v_first_entry_id
               FROM (SELECT p.id FROM ledger_entries p
                      WHERE p.wallet_id = v_wallet_id

@@ -3,8 +3,12 @@
 -- Returns: one row per violation (invariant, subject, detail); no rows when the ledger is healthy.
 --   transaction_unbalanced   a transaction's entries do not sum to zero in an asset
 --   asset_unbalanced         an asset's entries do not sum to zero over the whole ledger
---   transaction_legs         a transaction lacks its player leg (type's direction, its amount, the
---                            player's wallet) or its system leg (TREASURY / BONUS_POOL / REVENUE)
+--   transaction_legs         a transaction lacks, in one of its assets, its player leg (the type's direction,
+--                            the leg's amount, the player's wallet) or its system leg (TREASURY /
+--                            BONUS_POOL / REVENUE), or has other entries; a reversal goes the opposite
+--                            way of its original
+--   reversal_invalid         a reversal of a reversal, of another player's posting, or of part of a purchase
+--   reversal_exceeds_original  the reversals of a posting took back more than it moved in an asset
 --   stored_balance_mismatch  a player wallet's stored balance differs from the sum of its entries
 --   balance_chain_broken     an entry's balance_after differs from the running sum of its wallet
 --   negative_balance         a player balance (stored or after an entry) is below zero
@@ -15,6 +19,12 @@
 --                            bypassed the triggers rewrote history consistently)
 --   chain_head_mismatch      a player wallet's chain_head is not its newest entry's hash (the next posting
 --                            would chain to the wrong entry)
+--   available_negative       a player wallet's active holds reserve more than its balance
+--   holds_until_stale        an active hold outlasts its wallet's holds_until (spends would not see it)
+--   hold_capture_mismatch    a captured hold whose CAPTURE transaction is missing, differs from it (player,
+--                            asset, reference id, captured amount), captured more than it held, or was
+--                            posted at or after the hold's expiry
+--   capture_without_hold     a CAPTURE transaction no captured hold points to
 -- Raises: nothing. Reads the whole ledger: run it off-peak on a large ledger.
 -- Not caught here: a rewrite that also recomputes every later hash, or the removal of a wallet's newest
 -- entries; keep the chain heads outside the database (wallet_chain_heads) and check them with
@@ -25,6 +35,8 @@ RETURNS TABLE (invariant text, subject text, detail text)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
 BEGIN
     RETURN QUERY
         SELECT 'transaction_unbalanced', e.transaction_id::text,
@@ -41,26 +53,60 @@ BEGIN
 
     RETURN QUERY
         SELECT 'transaction_legs', t.id::text,
-               format('%s of %s %s for %s (reference %s): %s player leg(s) as expected, %s system leg(s) as expected, %s entries',
-                      t.type, t.amount, t.asset_code, t.user_id, t.reference_id,
-                      coalesce(legs.player_ok, 0), coalesce(legs.system_ok, 0), coalesce(legs.total, 0))
+               format('%s of %s for %s (reference %s): %s player leg(s) and %s system leg(s) as expected of %s, %s entries',
+                      t.type, x.legs, t.user_id, t.reference_id, coalesce(c.player_ok, 0), coalesce(c.system_ok, 0),
+                      jsonb_array_length(x.legs), coalesce(c.total, 0))
           FROM transactions t
+          LEFT JOIN transactions o ON o.id = t.original_id
+          CROSS JOIN LATERAL (
+                SELECT coalesce(t.legs, jsonb_build_array(jsonb_build_object('asset_code', t.asset_code,
+                                                                             'amount', t.amount))) AS legs,
+                       coalesce((SELECT d.sign FROM _wallet_direction(t.type) d),
+                                -(SELECT d.sign FROM _wallet_direction(o.type) d)) AS sign,
+                       coalesce((SELECT d.system_kind FROM _wallet_direction(t.type) d),
+                                (SELECT d.system_kind FROM _wallet_direction(o.type) d)) AS kind) x
           LEFT JOIN LATERAL (
                 SELECT count(*) AS total,
-                       count(*) FILTER (WHERE w.kind = 'PLAYER' AND w.user_id = t.user_id
-                                          AND w.asset_code = t.asset_code
-                                          AND e.amount = CASE WHEN t.type = 'SPEND' THEN -t.amount ELSE t.amount END)
-                           AS player_ok,
-                       count(*) FILTER (WHERE w.asset_code = t.asset_code
-                                          AND w.kind = CASE t.type WHEN 'SPEND' THEN 'REVENUE'::wallet_kind
-                                                                   WHEN 'BONUS' THEN 'BONUS_POOL'::wallet_kind
-                                                                   ELSE 'TREASURY'::wallet_kind END
-                                          AND e.amount = CASE WHEN t.type = 'SPEND' THEN t.amount ELSE -t.amount END)
-                           AS system_ok
+                       count(DISTINCT e.asset_code) FILTER (
+                           WHERE w.kind = 'PLAYER' AND w.user_id = t.user_id
+                             AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.legs) l
+                                          WHERE l->>'asset_code' = w.asset_code
+                                            AND e.amount = x.sign * (l->>'amount')::bigint)) AS player_ok,
+                       count(DISTINCT e.asset_code) FILTER (
+                           WHERE w.kind = x.kind
+                             AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.legs) l
+                                          WHERE l->>'asset_code' = w.asset_code
+                                            AND e.amount = -x.sign * (l->>'amount')::bigint)) AS system_ok
                   FROM ledger_entries e JOIN wallets w ON w.id = e.wallet_id
-                 WHERE e.transaction_id = t.id) legs ON true
-         WHERE legs.total IS DISTINCT FROM 2 OR legs.player_ok IS DISTINCT FROM 1
-            OR legs.system_ok IS DISTINCT FROM 1;
+                 WHERE e.transaction_id = t.id) c ON true
+         WHERE c.total IS DISTINCT FROM 2 * jsonb_array_length(x.legs)
+            OR c.player_ok IS DISTINCT FROM jsonb_array_length(x.legs)::bigint
+            OR c.system_ok IS DISTINCT FROM jsonb_array_length(x.legs)::bigint;
+
+    RETURN QUERY
+        SELECT 'reversal_invalid', r.id::text,
+               format('reversal %s of %s (%s for %s): %s', r.reference_id, o.reference_id, o.type, o.user_id,
+                      CASE WHEN o.type = 'REVERSAL' THEN 'reverses a reversal'
+                           WHEN r.user_id <> o.user_id THEN format('is for player %s', r.user_id)
+                           ELSE 'reverses part of a purchase' END)
+          FROM transactions r JOIN transactions o ON o.id = r.original_id
+         WHERE o.type = 'REVERSAL' OR r.user_id <> o.user_id
+            OR (o.legs IS NOT NULL AND r.legs IS DISTINCT FROM o.legs);
+
+    RETURN QUERY
+        SELECT 'reversal_exceeds_original', o.id::text,
+               format('%s %s (reference %s) moved %s %s; its reversals took back %s',
+                      o.type, o.id, o.reference_id, l->>'amount', l->>'asset_code', s.reversed)
+          FROM transactions o
+          CROSS JOIN LATERAL jsonb_array_elements(coalesce(o.legs, jsonb_build_array(
+                    jsonb_build_object('asset_code', o.asset_code, 'amount', o.amount)))) l
+          CROSS JOIN LATERAL (
+                SELECT sum(abs(e.amount)) AS reversed
+                  FROM transactions r
+                  JOIN ledger_entries e ON e.transaction_id = r.id AND e.balance_after IS NOT NULL
+                 WHERE r.original_id = o.id AND e.asset_code = l->>'asset_code') s
+         WHERE o.id IN (SELECT r.original_id FROM transactions r WHERE r.original_id IS NOT NULL)
+           AND s.reversed > (l->>'amount')::bigint;
 
     RETURN QUERY
         SELECT 'stored_balance_mismatch', w.id::text,
@@ -116,5 +162,45 @@ BEGIN
          WHERE w.kind = 'PLAYER'
            AND w.chain_head IS DISTINCT FROM (SELECT e.entry_hash FROM ledger_entries e
                                                WHERE e.wallet_id = w.id ORDER BY e.id DESC LIMIT 1);
+
+    RETURN QUERY
+        SELECT 'available_negative', w.id::text,
+               format('wallet of %s in %s has balance %s but active holds of %s', w.user_id, w.asset_code, w.balance,
+                      a.held)
+          FROM (SELECT h.wallet_id, sum(h.amount) AS held FROM holds h
+                 WHERE h.status = 'HELD' AND h.expires_at > v_now GROUP BY h.wallet_id) a
+          JOIN wallets w ON w.id = a.wallet_id
+         WHERE w.balance < a.held;
+
+    RETURN QUERY
+        SELECT 'holds_until_stale', h.id::text,
+               format('hold %s of %s is active until %s but its wallet says no hold lasts past %s',
+                      h.reference_id, h.user_id, h.expires_at, coalesce(w.holds_until::text, 'none'))
+          FROM holds h JOIN wallets w ON w.id = h.wallet_id
+         WHERE h.status = 'HELD' AND h.expires_at > v_now
+           AND (w.holds_until IS NULL OR w.holds_until < h.expires_at);
+
+    RETURN QUERY
+        SELECT 'hold_capture_mismatch', h.id::text,
+               format('hold %s (%s %s for %s, expires %s) captured %s: %s', h.reference_id, h.amount, h.asset_code,
+                      h.user_id, h.expires_at, h.captured_amount,
+                      CASE WHEN t.id IS NULL THEN 'no capture transaction'
+                           WHEN t.created_at >= h.expires_at THEN format('captured after expiry, at %s', t.created_at)
+                           ELSE format('its transaction is %s of %s %s for %s under %s',
+                                       t.type, t.amount, t.asset_code, t.user_id, t.reference_id) END)
+          FROM holds h
+          LEFT JOIN transactions t ON t.id = h.capture_transaction_id
+         WHERE h.status = 'CAPTURED'
+           AND (t.id IS NULL OR t.type <> 'CAPTURE' OR t.reference_id <> h.reference_id OR t.user_id <> h.user_id
+                OR t.asset_code <> h.asset_code OR t.amount IS DISTINCT FROM h.captured_amount
+                OR h.captured_amount > h.amount OR t.created_at >= h.expires_at);
+
+    RETURN QUERY
+        SELECT 'capture_without_hold', t.id::text,
+               format('CAPTURE %s of %s %s for %s has no captured hold', t.reference_id, t.amount, t.asset_code,
+                      t.user_id)
+          FROM transactions t
+         WHERE t.type = 'CAPTURE'
+           AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.capture_transaction_id = t.id AND h.status = 'CAPTURED');
 END;
 $$;
