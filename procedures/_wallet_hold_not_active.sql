@@ -6,8 +6,8 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'hold % is % and cannot be %', p_hold.reference_id, p_hold.status,
-        CASE p_action WHEN 'capture' THEN 'captured' || coalesce(format(' again (it was captured for %s)',
-                                                                       p_hold.captured_amount), '')
+        CASE p_action WHEN 'capture' THEN 'captured' || coalesce(' again (it was captured for '
+                                                                 || p_hold.captured_amount || ')', '')
                       ELSE 'voided' END
         USING ERRCODE = 'WL012',
               DETAIL = json_build_object('reference_id', p_hold.reference_id, 'status', p_hold.status,

@@ -1,7 +1,7 @@
 -- _wallet_price_legs: check a purchase's price and return it in canonical form.
 -- Arguments: p_price (a JSON array of 1 to _wallet_max_price_legs() {"asset_code", "amount"} objects).
 -- Returns: the same legs as [{"asset_code": text, "amount": integer}], sorted by asset code (so that the
---   same price in another order is the same request).
+--   same price in another order, or with an amount written 5.0 or 5e0, is the same request).
 -- Raises: WL006 naming the field (price, price[i].asset_code, price[i].amount) when the price is not such an
 --   array, an amount is not an integer from 1 to 2^53-1, or an asset appears twice.
 CREATE OR REPLACE FUNCTION _wallet_price_legs(p_price jsonb)
@@ -39,7 +39,7 @@ BEGIN
     IF (SELECT count(DISTINCT l->>'asset_code') FROM jsonb_array_elements(p_price) l) < jsonb_array_length(p_price) THEN
         PERFORM _wallet_invalid_argument('price', 'lists an asset more than once');
     END IF;
-    SELECT jsonb_agg(jsonb_build_object('asset_code', l->>'asset_code', 'amount', (l->>'amount')::bigint)
+    SELECT jsonb_agg(jsonb_build_object('asset_code', l->>'asset_code', 'amount', (l->>'amount')::numeric::bigint)
                      ORDER BY l->>'asset_code')
       INTO v_result
       FROM jsonb_array_elements(p_price) l;

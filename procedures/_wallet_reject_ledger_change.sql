@@ -1,5 +1,6 @@
 -- _wallet_reject_ledger_change: trigger function: ledger rows are never updated, deleted or truncated.
--- Fires: BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on ledger_entries and transactions.
+-- Fires: BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on ledger_entries and transactions;
+--   BEFORE TRUNCATE on holds (whose other changes _wallet_check_hold_change judges).
 -- Returns: never. Raises: WL008, always.
 CREATE OR REPLACE FUNCTION _wallet_reject_ledger_change() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -5,8 +5,9 @@
 -- Returns: one row (transaction_id, user_id, asset_code, amount, balance, transaction_type, hold_reference_id,
 --   created_at, replayed); replayed = true when this same capture (same amount, or no amount for a whole
 --   capture) was already made.
--- Raises: WL006 invalid argument, WL011 no such hold, WL012 the hold was voided, or captured with another
---   amount, WL013 the hold is past expires_at, WL014 amount above the held amount.
+-- Raises: WL001 the balance no longer covers the capture (only when someone bypassing the functions spent the
+--   held credits), WL006 invalid argument, WL011 no such hold, WL012 the hold was voided, or captured with
+--   another amount, WL013 the hold is past expires_at, WL014 amount above the held amount.
 -- Locking: the player's wallet, then the hold.
 -- Example: SELECT * FROM wallet_capture('hold_001', 250);
 CREATE OR REPLACE FUNCTION wallet_capture(

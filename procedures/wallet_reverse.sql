@@ -1,5 +1,5 @@
 -- wallet_reverse: undo an earlier posting, in full or in part, with a new REVERSAL transaction.
---   spend, capture, purchase: REVENUE -> player (a refund; a purchase only whole, on every leg)
+--   spend, purchase:          REVENUE -> player (a refund; a purchase only whole, on every leg)
 --   top-up, initial balance:  player -> TREASURY (a chargeback: the player must still have the credits)
 --   bonus:                    player -> BONUS_POOL (a clawback)
 -- Arguments: p_reference_id (the reversal's own idempotency key), p_original_reference_id (the posting to
@@ -12,7 +12,7 @@
 -- Raises: WL001 a chargeback or clawback above what the player has available, WL004 idempotency conflict,
 --   WL005 no posting has p_original_reference_id, WL006 invalid argument, WL007 a refund would pass the
 --   balance limit, WL009 the reversals of the original would exceed it, WL010 not reversible (a reversal,
---   a hold that was not captured, or a partial reversal of a purchase).
+--   a hold or its capture, or a partial reversal of a purchase).
 -- Locking: the key's advisory lock, then the original's player wallets in ascending id order; every
 --   reversal of one original takes the same locks, so concurrent reversals never exceed it.
 -- Example: SELECT * FROM wallet_reverse('refund_001', 'spend_001', 'item never delivered');
@@ -60,7 +60,7 @@ BEGIN
     SELECT t.* INTO v_original FROM transactions t WHERE t.reference_id = p_original_reference_id;
     IF NOT FOUND THEN
         IF EXISTS (SELECT 1 FROM holds h WHERE h.reference_id = p_original_reference_id) THEN
-            RAISE EXCEPTION 'hold % is not a posting and cannot be reversed: void it, or reverse its capture',
+            RAISE EXCEPTION 'hold % is not a posting and cannot be reversed: void it instead',
                 p_original_reference_id
                 USING ERRCODE = 'WL010',
                       DETAIL = json_build_object('original_reference_id', p_original_reference_id,
@@ -68,6 +68,14 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'transaction with reference id % not found', p_original_reference_id
             USING ERRCODE = 'WL005', DETAIL = json_build_object('reference_id', p_original_reference_id)::text;
+    END IF;
+    IF v_original.type = 'CAPTURE' THEN
+        -- a capture posts under its hold's reference id, and a hold is settled by capture or void, not reversed
+        RAISE EXCEPTION 'transaction % is the capture of hold %, and a hold''s capture cannot be reversed',
+            p_original_reference_id, p_original_reference_id
+            USING ERRCODE = 'WL010',
+                  DETAIL = json_build_object('original_reference_id', p_original_reference_id,
+                                             'reason', 'hold')::text;
     END IF;
     IF v_original.type = 'REVERSAL' THEN
         RAISE EXCEPTION 'transaction % is a reversal, and a reversal cannot be reversed', p_original_reference_id
@@ -91,7 +99,9 @@ BEGIN
                 USING ERRCODE = 'WL009',
                       DETAIL = json_build_object('original_reference_id', p_original_reference_id,
                                                  'asset_code', v_original.asset_code,
-                                                 'original_amount', v_original.amount, 'reversed', 0,
+                                                 'original_amount', v_original.amount,
+                                                 'reversed', (SELECT coalesce(sum(r.amount), 0) FROM transactions r
+                                                               WHERE r.original_id = v_original.id),
                                                  'requested', p_amount)::text;
         END IF;
         v_legs := jsonb_build_array(jsonb_build_object('asset_code', v_original.asset_code,

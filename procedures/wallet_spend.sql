@@ -3,7 +3,8 @@
 --   p_item_id, p_metadata (JSON object, optional), p_actor (the
 --   API key's name when the service calls; default: the calling database role).
 -- Returns: one wallet_posting row; replayed = true when this same request had already been posted.
--- Raises: WL001 insufficient funds, WL002 player has no wallet, WL003, WL004, WL006.
+-- Raises: WL001 insufficient funds (the balance minus active holds), WL002 player has no wallet, WL003, WL004
+--   (also when a hold has the key), WL006.
 -- Example: SELECT * FROM wallet_spend('user_alice', 'GOLD_COINS', 100, 'spend_001', 'dragon_skin');
 CREATE OR REPLACE FUNCTION wallet_spend(
     p_user_id text,

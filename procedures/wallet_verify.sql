@@ -7,7 +7,8 @@
 --                            the leg's amount, the player's wallet) or its system leg (TREASURY /
 --                            BONUS_POOL / REVENUE), or has other entries; a reversal goes the opposite
 --                            way of its original
---   reversal_invalid         a reversal of a reversal, of another player's posting, or of part of a purchase
+--   reversal_invalid         a reversal of a reversal, of a hold's capture, of another player's posting, or of
+--                            part of a purchase
 --   reversal_exceeds_original  the reversals of a posting took back more than it moved in an asset
 --   stored_balance_mismatch  a player wallet's stored balance differs from the sum of its entries
 --   balance_chain_broken     an entry's balance_after differs from the running sum of its wallet
@@ -53,9 +54,12 @@ BEGIN
 
     RETURN QUERY
         SELECT 'transaction_legs', t.id::text,
-               format('%s of %s for %s (reference %s): %s player leg(s) and %s system leg(s) as expected of %s, %s entries',
-                      t.type, x.legs, t.user_id, t.reference_id, coalesce(c.player_ok, 0), coalesce(c.system_ok, 0),
-                      jsonb_array_length(x.legs), coalesce(c.total, 0))
+               format('%s of %s for %s (reference %s): %s player leg(s) as expected, %s system leg(s) as expected, %s entries',
+                      t.type, (SELECT string_agg(format('%s %s', l->>'amount', l->>'asset_code'), ' + '
+                                                 ORDER BY l->>'asset_code')
+                                 FROM jsonb_array_elements(x.legs) l),
+                      t.user_id, t.reference_id, coalesce(c.player_ok, 0), coalesce(c.system_ok, 0),
+                      coalesce(c.total, 0))
           FROM transactions t
           LEFT JOIN transactions o ON o.id = t.original_id
           CROSS JOIN LATERAL (
@@ -87,10 +91,11 @@ BEGIN
         SELECT 'reversal_invalid', r.id::text,
                format('reversal %s of %s (%s for %s): %s', r.reference_id, o.reference_id, o.type, o.user_id,
                       CASE WHEN o.type = 'REVERSAL' THEN 'reverses a reversal'
+                           WHEN o.type = 'CAPTURE' THEN 'reverses the capture of a hold'
                            WHEN r.user_id <> o.user_id THEN format('is for player %s', r.user_id)
                            ELSE 'reverses part of a purchase' END)
           FROM transactions r JOIN transactions o ON o.id = r.original_id
-         WHERE o.type = 'REVERSAL' OR r.user_id <> o.user_id
+         WHERE o.type IN ('REVERSAL', 'CAPTURE') OR r.user_id <> o.user_id
             OR (o.legs IS NOT NULL AND r.legs IS DISTINCT FROM o.legs);
 
     RETURN QUERY

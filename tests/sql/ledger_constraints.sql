@@ -2,7 +2,7 @@
 -- ledger (WL008), zero-sum inserts, the balance_after chain, stored balance = ledger at commit,
 -- non-negative and limited player balances.
 BEGIN;
-SELECT plan(36);
+SELECT plan(56);
 
 -- ---------------------------------------------------------------- append-only (WL008)
 
@@ -16,8 +16,15 @@ SELECT throws_ok($$UPDATE transactions SET amount = 1 WHERE reference_id = 'init
     'ledger is append-only: UPDATE on transactions is not allowed', 'UPDATE of a transaction is WL008');
 SELECT throws_ok($$DELETE FROM transactions WHERE reference_id = 'init_bob_gold_001'$$, 'WL008',
     'ledger is append-only: DELETE on transactions is not allowed', 'DELETE of a transaction is WL008');
-SELECT throws_ok($$TRUNCATE ledger_entries, transactions$$, 'WL008', NULL,
-    'TRUNCATE of transactions (with its entries) is WL008');
+-- holds reference transactions (a capture's posting): a TRUNCATE of transactions that leaves holds out is
+-- refused by the foreign key before any trigger runs; with holds in the list, the triggers refuse it
+SELECT throws_ok($$TRUNCATE ledger_entries, transactions$$, '0A000',
+    'cannot truncate a table referenced in a foreign key constraint',
+    'TRUNCATE of transactions (with its entries) but not holds: refused by the holds foreign key');
+SELECT throws_ok($$TRUNCATE ledger_entries, transactions, holds$$, 'WL008', NULL,
+    'TRUNCATE of transactions with its entries and holds is WL008');
+SELECT throws_ok($$TRUNCATE holds$$, 'WL008',
+    'ledger is append-only: TRUNCATE on holds is not allowed', 'TRUNCATE of holds is WL008');
 SELECT throws_ok($$TRUNCATE transactions CASCADE$$, 'WL008',
     'ledger is append-only: TRUNCATE on transactions is not allowed', 'TRUNCATE ... CASCADE of transactions is WL008');
 
@@ -175,6 +182,69 @@ SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, name) VALUES ('GOLD_CO
 SELECT throws_ok($$INSERT INTO wallets (asset_code, kind, user_id, name, balance)
                    VALUES ('GOLD_COINS', 'PLAYER', 'user_zed', 'Zed', NULL)$$,
     '23514', NULL, 'a player wallet must store a balance');
+
+-- ---------------------------------------------------------------- economy columns of transactions
+
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, asset_code, amount, legs, item_id, description)
+                   VALUES ('lc_p1', 'PURCHASE', 'user_bob', 'GOLD_COINS', 5,
+                           '[{"asset_code": "GOLD_COINS", "amount": 5}]', 'x', 'x')$$,
+    '23514', NULL, 'a transaction has either one asset and amount or legs, not both');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, item_id, description)
+                   VALUES ('lc_p2', 'PURCHASE', 'user_bob', 'x', 'x')$$,
+    '23514', NULL, 'a transaction has at least one of them');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, legs, item_id, description)
+                   VALUES ('lc_p3', 'PURCHASE', 'user_bob', '{"asset_code": "GOLD_COINS", "amount": 5}', 'x', 'x')$$,
+    '23514', NULL, 'legs are a JSON array');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, legs, item_id, description)
+                   VALUES ('lc_p4', 'SPEND', 'user_bob', '[{"asset_code": "GOLD_COINS", "amount": 5}]', 'x', 'x')$$,
+    '23514', NULL, 'only purchases and their reversals have legs');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, legs, description)
+                   VALUES ('lc_p5', 'PURCHASE', 'user_bob', '[{"asset_code": "GOLD_COINS", "amount": 5}]', 'x')$$,
+    '23514', NULL, 'a purchase names its item');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, asset_code, amount, description)
+                   VALUES ('lc_r1', 'REVERSAL', 'user_bob', 'GOLD_COINS', 5, 'x')$$,
+    '23514', NULL, 'a reversal names its original and reason');
+SELECT throws_ok($$INSERT INTO transactions (reference_id, type, user_id, asset_code, amount, original_id, reason,
+                                             description)
+                   VALUES ('lc_r2', 'TOPUP', 'user_bob', 'GOLD_COINS', 5, pg_temp.tx('init_bob_gold_001'), 'why', 'x')$$,
+    '23514', NULL, 'only a reversal names an original');
+
+-- ---------------------------------------------------------------- holds: kept, changed once
+
+SELECT lives_ok($$SELECT wallet_hold('user_charlie', 'GOLD_COINS', 100, 'lc_hold_1')$$, 'a hold is placed');
+SELECT throws_ok($$DELETE FROM holds WHERE reference_id = 'lc_hold_1'$$, 'WL008',
+    'holds are kept: DELETE of hold lc_hold_1 is not allowed', 'a hold cannot be deleted');
+SELECT throws_ok($$UPDATE holds SET amount = 1 WHERE reference_id = 'lc_hold_1'$$, 'WL008',
+    'hold lc_hold_1 is HELD and cannot change this way', 'a hold''s amount cannot change');
+SELECT throws_ok($$UPDATE holds SET expires_at = expires_at + interval '1 hour' WHERE reference_id = 'lc_hold_1'$$,
+    'WL008', 'hold lc_hold_1 is HELD and cannot change this way', 'a hold cannot be extended');
+SELECT lives_ok($$SELECT wallet_void('lc_hold_1')$$, 'it is voided');
+SELECT throws_ok($$UPDATE holds SET status = 'EXPIRED' WHERE reference_id = 'lc_hold_1'$$, 'WL008',
+    'hold lc_hold_1 is VOIDED and cannot change this way', 'a hold changes only once');
+SELECT throws_ok($$INSERT INTO holds (reference_id, wallet_id, user_id, asset_code, amount, created_at, expires_at)
+                   VALUES ('lc_hold_2', pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), 'user_charlie', 'DIAMONDS',
+                           1, now(), now() + interval '1 minute')$$,
+    '23503', NULL, 'a hold''s asset is its wallet''s');
+SELECT throws_ok($$INSERT INTO holds (reference_id, wallet_id, user_id, asset_code, amount, created_at, expires_at)
+                   VALUES ('lc_hold_2', pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), 'user_charlie', 'GOLD_COINS',
+                           1, now(), now())$$,
+    '23514', NULL, 'a hold expires after it was made');
+SELECT throws_ok($$INSERT INTO holds (reference_id, wallet_id, user_id, asset_code, amount, created_at, expires_at,
+                                      status, closed_at)
+                   VALUES ('lc_hold_2', pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), 'user_charlie', 'GOLD_COINS',
+                           1, now(), now() + interval '1 minute', 'CAPTURED', now())$$,
+    '23514', NULL, 'a captured hold names its posting and captured amount');
+SELECT throws_ok($$INSERT INTO holds (reference_id, wallet_id, user_id, asset_code, amount, created_at, expires_at,
+                                      status, captured_amount, capture_transaction_id, closed_at)
+                   VALUES ('lc_hold_2', pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), 'user_charlie', 'GOLD_COINS',
+                           1, now(), now() + interval '1 minute', 'CAPTURED', 2, pg_temp.tx('init_charlie_gold_001'),
+                           now())$$,
+    '23514', NULL, 'a capture takes no more than the hold');
+SELECT throws_ok($$INSERT INTO holds (reference_id, wallet_id, user_id, asset_code, amount, created_at, expires_at,
+                                      status)
+                   VALUES ('lc_hold_2', pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), 'user_charlie', 'GOLD_COINS',
+                           1, now(), now() + interval '1 minute', 'VOIDED')$$,
+    '23514', NULL, 'a closed hold has closed_at');
 
 SELECT is_empty('SELECT * FROM wallet_verify()', 'the ledger is healthy after every refused change');
 

@@ -1,7 +1,7 @@
 -- The database roles: wallet_app may call the API and nothing else; wallet_support reads but cannot write;
 -- PUBLIC may execute nothing; every function runs as wallet_owner with a pinned search_path.
 BEGIN;
-SELECT plan(37);
+SELECT plan(49);
 
 SELECT has_role('wallet_owner', 'wallet_owner exists');
 SELECT has_role('wallet_app', 'wallet_app exists');
@@ -35,8 +35,20 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
                   AND p.proname ~ '^_?wallet_' AND has_function_privilege('wallet_app', p.oid, 'EXECUTE')
                   AND p.proname NOT IN ('wallet_topup', 'wallet_bonus', 'wallet_spend', 'wallet_balances',
                                         'wallet_history', 'wallet_transaction', 'wallet_verify', 'wallet_authenticate',
-                                        'wallet_migrations', 'wallet_chain_heads', 'wallet_verify_anchor')),
+                                        'wallet_migrations', 'wallet_chain_heads', 'wallet_verify_anchor',
+                                        'wallet_purchase', 'wallet_reverse', 'wallet_hold', 'wallet_capture',
+                                        'wallet_void', 'wallet_hold_status', 'wallet_expire_holds')),
           ARRAY[]::text[], 'wallet_app may execute the API and nothing else (no helper, no seed, no key management)');
+
+SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+                  AND p.proname IN ('wallet_purchase', 'wallet_reverse', 'wallet_hold', 'wallet_capture', 'wallet_void',
+                                    'wallet_hold_status', 'wallet_expire_holds')
+                  AND has_function_privilege('wallet_app', p.oid, 'EXECUTE')
+                  AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
+                ORDER BY 1),
+          ARRAY['wallet_capture', 'wallet_expire_holds', 'wallet_hold', 'wallet_hold_status', 'wallet_purchase',
+                'wallet_reverse', 'wallet_void'],
+          'wallet_app may execute each economy function, PUBLIC none of them');
 
 -- ---------------------------------------------------------------- as wallet_app
 SET LOCAL ROLE wallet_app;
@@ -45,6 +57,21 @@ SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred checks, which
 SET CONSTRAINTS ALL DEFERRED;
 SELECT lives_ok($$SELECT * FROM wallet_balances('user_bob')$$, 'wallet_app reads balances');
 SELECT lives_ok($$SELECT * FROM wallet_transaction('roles_1')$$, 'wallet_app looks a transaction up');
+SELECT lives_ok($$SELECT * FROM wallet_purchase('user_bob', 'roles_buy', 'hat', '[{"asset_code": "GOLD_COINS", "amount": 3}]')$$,
+    'wallet_app makes a purchase');
+SELECT lives_ok($$SELECT * FROM wallet_reverse('roles_refund', 'roles_buy', 'test')$$, 'wallet_app reverses it');
+SELECT lives_ok($$SELECT wallet_hold('user_bob', 'GOLD_COINS', 5, 'roles_hold_1'),
+                         wallet_hold('user_bob', 'GOLD_COINS', 5, 'roles_hold_2')$$, 'wallet_app places holds');
+SELECT lives_ok($$SELECT wallet_capture('roles_hold_1'), wallet_void('roles_hold_2')$$,
+    'wallet_app captures one and voids the other');
+SELECT lives_ok($$SELECT wallet_hold_status('roles_hold_1'), wallet_expire_holds()$$,
+    'wallet_app reads a hold and runs the maintenance');
+SELECT lives_ok($$SELECT * FROM wallet_balances('user_bob', p_at => now())$$, 'wallet_app reads balances at an instant');
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'the deferred checks of all that pass for wallet_app');
+SET CONSTRAINTS ALL DEFERRED;
+SELECT throws_ok($$SELECT * FROM holds$$, '42501', NULL, 'wallet_app cannot SELECT holds');
+SELECT throws_ok($$UPDATE holds SET status = 'VOIDED'$$, '42501', NULL, 'wallet_app cannot UPDATE holds');
+SELECT throws_ok($$SELECT _wallet_claim_key('roles_x')$$, '42501', NULL, 'wallet_app cannot call a new private helper');
 SELECT throws_ok($$SELECT * FROM wallets$$, '42501', NULL, 'wallet_app cannot SELECT wallets');
 SELECT throws_ok($$SELECT * FROM transactions$$, '42501', NULL, 'wallet_app cannot SELECT transactions');
 SELECT throws_ok($$SELECT * FROM ledger_entries$$, '42501', NULL, 'wallet_app cannot SELECT ledger_entries');
@@ -72,6 +99,7 @@ SELECT is((SELECT db_role FROM transactions WHERE reference_id = 'roles_1'), ses
 SET LOCAL ROLE wallet_support;
 SELECT lives_ok($$SELECT count(*) FROM ledger_entries$$, 'wallet_support reads ledger entries');
 SELECT lives_ok($$SELECT count(*) FROM wallets JOIN transactions USING (user_id)$$, 'wallet_support reads wallets and transactions');
+SELECT lives_ok($$SELECT count(*) FROM holds$$, 'wallet_support reads holds');
 SELECT lives_ok($$SELECT * FROM wallet_verify()$$, 'wallet_support runs wallet_verify');
 SELECT throws_ok($$UPDATE wallets SET balance = balance + 1$$, '42501', NULL, 'wallet_support cannot UPDATE wallets');
 SELECT throws_ok($$INSERT INTO api_keys (name, key_hash, scopes) VALUES ('x', sha256('x'), '{admin}')$$, '42501', NULL,

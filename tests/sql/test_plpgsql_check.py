@@ -19,8 +19,8 @@ from tests.conftest import ensure_extension_package
 
 PROCEDURES = Path(__file__).resolve().parents[2] / "procedures"
 
-# Every PL/pgSQL function of the schema whose name mentions wallet, with the table and transition
-# tables of one of its triggers (a trigger function can only be checked against a relation).
+# Every PL/pgSQL function of the schema whose name mentions wallet; a trigger function (which can only be
+# checked against a relation) once per table it is a trigger of, with that table's transition tables.
 FUNCTIONS = """
 SELECT p.oid::regprocedure::text AS signature, p.proname,
        t.tgrelid::regclass::text AS relation, t.tgoldtable AS oldtable, t.tgnewtable AS newtable,
@@ -28,10 +28,11 @@ SELECT p.oid::regprocedure::text AS signature, p.proname,
   FROM pg_proc p
   JOIN pg_namespace n ON n.oid = p.pronamespace
   JOIN pg_language l ON l.oid = p.prolang
-  LEFT JOIN LATERAL (SELECT tg.tgrelid, tg.tgoldtable, tg.tgnewtable FROM pg_trigger tg
-                      WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal ORDER BY tg.tgname LIMIT 1) t ON true
+  LEFT JOIN LATERAL (SELECT DISTINCT ON (tg.tgrelid) tg.tgrelid, tg.tgoldtable, tg.tgnewtable FROM pg_trigger tg
+                      WHERE tg.tgfoid = p.oid AND NOT tg.tgisinternal
+                      ORDER BY tg.tgrelid, tg.tgnewtable IS NULL, tg.tgoldtable IS NULL, tg.tgname) t ON true
  WHERE n.nspname = 'public' AND l.lanname = 'plpgsql' AND p.proname LIKE '%%wallet%%'
- ORDER BY p.proname
+ ORDER BY p.proname, relation
 """
 
 SQL_FUNCTIONS = """
@@ -110,14 +111,16 @@ def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Conne
     # (a LANGUAGE sql function is checked by PostgreSQL itself when it is created: check_function_bodies)
     sql_language = {name for (name,) in lint.execute(SQL_FUNCTIONS).fetchall()}
     assert {p.stem for p in PROCEDURES.glob("*.sql")} - sql_language <= names, "every procedures/ file is linted"
-    triggers = {f["proname"]: f["relation"] for f in checked if f["is_trigger"]}
+    triggers = {(f["proname"], f["relation"]) for f in checked if f["is_trigger"]}
     assert triggers == {
-        "_wallet_reject_ledger_change": "ledger_entries",
-        "_wallet_check_new_entries": "ledger_entries",
-        "_wallet_check_stored_balance": "wallets",
-        "_wallet_check_transaction_has_entries": "transactions",
-        "_wallet_check_hold_change": "holds",
-    }, "every trigger function is checked against its table"
+        ("_wallet_reject_ledger_change", "ledger_entries"),
+        ("_wallet_reject_ledger_change", "transactions"),
+        ("_wallet_reject_ledger_change", "holds"),
+        ("_wallet_check_new_entries", "ledger_entries"),
+        ("_wallet_check_stored_balance", "wallets"),
+        ("_wallet_check_transaction_has_entries", "transactions"),
+        ("_wallet_check_hold_change", "holds"),
+    }, "every trigger function is checked against every table it is a trigger of"
     new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")
     assert new_entries["newtable"] == "new_entries", "the statement trigger's transition table is passed on"
 

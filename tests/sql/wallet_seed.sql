@@ -19,7 +19,7 @@ SELECT results_eq(
     $$VALUES ('user_alice', 'Alice'), ('user_bob', 'Bob'), ('user_charlie', 'Charlie')$$,
     'the players'' display names');
 SELECT results_eq(
-    $$SELECT reference_id::text, amount::bigint FROM transactions ORDER BY created_at, reference_id$$,
+    $$SELECT reference_id::text, amount::bigint FROM transactions ORDER BY reference_id$$,
     $$VALUES ('init_alice_diamonds_001', 500::bigint), ('init_alice_gold_001', 100000::bigint),
              ('init_bob_gold_001', 50000::bigint), ('init_charlie_gold_001', 25000::bigint)$$,
     'the fixed reference ids of the contract');

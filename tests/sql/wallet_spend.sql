@@ -45,15 +45,15 @@ SELECT throws_ok($$SELECT wallet_spend('user_frank', 'GOLD_COINS', 71, 'spend_fr
     'insufficient funds: player user_frank has 70 GOLD_COINS and cannot spend 71',
     'one more than the balance is WL001, naming player, asset and amounts');
 SELECT is(pg_temp.error_of($$SELECT wallet_spend('user_frank', 'GOLD_COINS', 71, 'spend_frank_2', 'shield')$$) ->> 'detail',
-    '{"user_id" : "user_frank", "asset_code" : "GOLD_COINS", "required" : 71, "available" : 70}',
-    'the WL001 detail carries required and available as JSON numbers');
+    '{"user_id" : "user_frank", "asset_code" : "GOLD_COINS", "required" : 71, "available" : 70, "held" : 0}',
+    'the WL001 detail carries required, available and held as JSON numbers');
 SELECT throws_ok($$SELECT wallet_spend('user_alice', 'DIAMONDS', 1, 'spend_diamond_more', 'crown')$$, 'WL001',
     'insufficient funds: player user_alice has 0 DIAMONDS and cannot spend 1', 'spending from an emptied wallet is WL001');
 SELECT throws_ok($$SELECT wallet_spend('user_bob', 'DIAMONDS', 1, 'spend_bob_diamonds', 'gem')$$, 'WL001',
     'insufficient funds: player user_bob has 0 DIAMONDS and cannot spend 1',
     'a player who never held the asset has 0 available: WL001');
 SELECT is(pg_temp.error_of($$SELECT wallet_spend('user_bob', 'DIAMONDS', 1, 'spend_bob_diamonds', 'gem')$$) ->> 'detail',
-    '{"user_id" : "user_bob", "asset_code" : "DIAMONDS", "required" : 1, "available" : 0}',
+    '{"user_id" : "user_bob", "asset_code" : "DIAMONDS", "required" : 1, "available" : 0, "held" : 0}',
     'its WL001 detail says available 0');
 SELECT is((SELECT count(*) FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'DIAMONDS')::int, 0,
     'a refused spend opens no wallet');

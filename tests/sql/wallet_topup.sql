@@ -1,6 +1,6 @@
 -- wallet_topup: TREASURY -> player, opens the wallet on a first purchase, idempotent per reference id.
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 
 SELECT has_function('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_topup exists');
 SELECT function_returns('wallet_topup', ARRAY['text', 'text', 'bigint', 'text', 'text', 'jsonb', 'text'], 'wallet_posting',
@@ -16,10 +16,14 @@ SELECT results_eq(
     $$VALUES ('user_alice', 'GOLD_COINS', 2500::bigint, 102500::bigint, 'TOPUP'::transaction_type, false)$$,
     'a top-up returns the player, asset, amount, new balance, type and replayed = false');
 SELECT isnt((SELECT transaction_id FROM first_topup), NULL, 'it returns a transaction id');
-SELECT is((SELECT created_at FROM first_topup), now(), 'created_at is the time of the posting transaction');
+SELECT ok((SELECT created_at > now() AND created_at < clock_timestamp() FROM first_topup),
+    'created_at is the clock when the posting held its wallet (after the transaction began, before now)');
+SELECT is((SELECT created_at FROM transactions WHERE reference_id = 'topup_001'), (SELECT created_at FROM first_topup),
+    'the transaction row stores that time');
 SELECT is((SELECT balance::bigint FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), 102500::bigint,
     'the stored balance is raised by the amount');
-SELECT is((SELECT updated_at FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'), now(),
+SELECT is((SELECT updated_at FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS'),
+    (SELECT created_at FROM first_topup),
     'the wallet''s updated_at is the posting time');
 SELECT results_eq(
     $$SELECT type, user_id::text, asset_code, amount::bigint, payment_method::text, metadata, description

@@ -1,7 +1,7 @@
 -- wallet_verify: no violations on a healthy ledger; each invariant reported when the data is broken
 -- on purpose (with the guarding triggers or constraints switched off, always undone again).
 BEGIN;
-SELECT plan(15);
+SELECT plan(31);
 
 -- Run p_sql (the damage), collect wallet_verify() as 'invariant|subject|detail' lines, then undo the
 -- damage by rolling back to before p_sql (an exception caught in this block), so every case starts
@@ -189,6 +189,188 @@ SELECT is(
     ARRAY[format('chain_head_mismatch|%s|wallet of user_bob in GOLD_COINS: chain_head is not the hash of its newest entry',
                  pg_temp.wallet_of('user_bob', 'GOLD_COINS'))],
     'a wallet whose chain head is not its newest entry''s hash: chain_head_mismatch');
+
+-- ---------------------------------------------------------------- economy operations
+
+DO $$
+BEGIN
+    PERFORM wallet_spend('user_alice', 'GOLD_COINS', 100, 'v_eco_spend', 'hat');
+    PERFORM wallet_reverse('v_eco_refund', 'v_eco_spend', 'partial refund', 60);
+    PERFORM wallet_purchase('user_alice', 'v_eco_buy', 'bundle',
+                            '[{"asset_code": "GOLD_COINS", "amount": 10}, {"asset_code": "DIAMONDS", "amount": 5}]');
+    PERFORM wallet_reverse('v_eco_buy_refund', 'v_eco_buy', 'refund');
+    PERFORM wallet_purchase('user_alice', 'v_eco_buy_2', 'bundle',
+                            '[{"asset_code": "GOLD_COINS", "amount": 10}, {"asset_code": "DIAMONDS", "amount": 5}]');
+    PERFORM wallet_reverse('v_eco_chargeback', 'v_topup', 'chargeback', 200);
+    PERFORM wallet_reverse('v_eco_clawback', 'v_bonus', 'abuse', 20);
+    PERFORM wallet_hold('user_alice', 'GOLD_COINS', 50, 'v_eco_hold');
+    PERFORM wallet_capture('v_eco_hold', 30);
+    PERFORM wallet_spend('user_alice', 'GOLD_COINS', 30, 'v_eco_spend_30', 'x');
+    PERFORM wallet_hold('user_charlie', 'GOLD_COINS', 100, 'v_eco_active', 600);
+    PERFORM wallet_hold('user_charlie', 'GOLD_COINS', 100, 'v_eco_voided', 600);
+    PERFORM wallet_void('v_eco_voided');
+    PERFORM wallet_hold('user_charlie', 'GOLD_COINS', 24800, 'v_eco_short', 1);
+END;
+$$;
+SELECT is_empty('SELECT * FROM wallet_verify()',
+    'healthy after purchases, refunds, a chargeback, a clawback, a capture, active, voided and short holds');
+SELECT pg_sleep(1.1);
+SELECT is_empty('SELECT * FROM wallet_verify()', 'and once a hold expired unmarked (its wallet''s holds_until is past)');
+SET CONSTRAINTS ALL IMMEDIATE;
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e001', 'v_over', 'REVERSAL', 'user_alice', 'GOLD_COINS', 50,
+                pg_temp.tx('v_eco_spend'), 'again', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e001', %1$s, 50, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY[format('reversal_exceeds_original|%1$s|SPEND %1$s (reference v_eco_spend) moved 100 GOLD_COINS; its reversals took back 110',
+                 pg_temp.tx('v_eco_spend'))],
+    'reversals taking back more than their original moved: reversal_exceeds_original');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e002', 'v_rev_rev', 'REVERSAL', 'user_alice', 'GOLD_COINS', 10,
+                pg_temp.tx('v_eco_refund'), 'undo the refund', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e002', %1$s, -10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY[format('reversal_invalid|00000000-0000-0000-0000-00000000e002|reversal v_rev_rev of v_eco_refund (REVERSAL for user_alice): reverses a reversal'),
+          'transaction_legs|00000000-0000-0000-0000-00000000e002|REVERSAL of 10 GOLD_COINS for user_alice (reference v_rev_rev): 0 player leg(s) as expected, 0 system leg(s) as expected, 2 entries'],
+    'a reversal of a reversal: reversal_invalid (and its legs follow no direction: transaction_legs)');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e003', 'v_rev_capture', 'REVERSAL', 'user_alice', 'GOLD_COINS', 10,
+                pg_temp.tx('v_eco_hold'), 'refund', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e003', %1$s, 10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['reversal_invalid|00000000-0000-0000-0000-00000000e003|reversal v_rev_capture of v_eco_hold (CAPTURE for user_alice): reverses the capture of a hold'],
+    'a reversal of a hold''s capture: reversal_invalid');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, legs, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e004', 'v_rev_part', 'REVERSAL', 'user_alice',
+                '[{"asset_code": "GOLD_COINS", "amount": 10}]', pg_temp.tx('v_eco_buy_2'), 'refund', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e004', %1$s, 10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['reversal_invalid|00000000-0000-0000-0000-00000000e004|reversal v_rev_part of v_eco_buy_2 (PURCHASE for user_alice): reverses part of a purchase'],
+    'a reversal of one leg of a purchase: reversal_invalid');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e005', 'v_rev_other', 'REVERSAL', 'user_bob', 'GOLD_COINS', 10,
+                pg_temp.tx('v_eco_spend'), 'refund', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e005', %1$s, 10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_bob', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['reversal_invalid|00000000-0000-0000-0000-00000000e005|reversal v_rev_other of v_eco_spend (SPEND for user_alice): is for player user_bob'],
+    'a reversal paying another player: reversal_invalid');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, original_id, reason, description)
+        VALUES ('00000000-0000-0000-0000-00000000e006', 'v_wrong_way', 'REVERSAL', 'user_alice', 'GOLD_COINS', 10,
+                pg_temp.tx('v_eco_spend'), 'refund', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e006', %1$s, -10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['transaction_legs|00000000-0000-0000-0000-00000000e006|REVERSAL of 10 GOLD_COINS for user_alice (reference v_wrong_way): 0 player leg(s) as expected, 0 system leg(s) as expected, 2 entries'],
+    'a refund that debits the player (the same way as its spend): transaction_legs');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, legs, item_id, description)
+        VALUES ('00000000-0000-0000-0000-00000000e007', 'v_one_leg', 'PURCHASE', 'user_alice',
+                '[{"asset_code": "DIAMONDS", "amount": 5}, {"asset_code": "GOLD_COINS", "amount": 10}]', 'x', 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e007', %1$s, -10, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['transaction_legs|00000000-0000-0000-0000-00000000e007|PURCHASE of 5 DIAMONDS + 10 GOLD_COINS for user_alice (reference v_one_leg): 1 player leg(s) as expected, 1 system leg(s) as expected, 2 entries'],
+    'a purchase that debits only one of its two legs: transaction_legs');
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;  -- a hold's amount never changes (trigger holds_guarded)
+        UPDATE holds SET amount = 25001 WHERE reference_id = 'v_eco_active';
+    $$),
+    ARRAY[format('available_negative|%s|wallet of user_charlie in GOLD_COINS has balance 25000 but active holds of 25001',
+                 pg_temp.wallet_of('user_charlie', 'GOLD_COINS'))],
+    'active holds larger than the balance: available_negative');
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        UPDATE wallets SET holds_until = (SELECT expires_at - interval '1 second' FROM holds WHERE reference_id = 'v_eco_active')
+         WHERE id = %s;
+    $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'))),
+    ARRAY[(SELECT format('holds_until_stale|%s|hold v_eco_active of user_charlie is active until %s but its wallet says no hold lasts past %s',
+                         id, expires_at, expires_at - interval '1 second')
+             FROM holds WHERE reference_id = 'v_eco_active')],
+    'an active hold outlasting its wallet''s holds_until: holds_until_stale');
+SELECT is(
+    pg_temp.violations_after(format($$UPDATE wallets SET holds_until = NULL WHERE id = %s;$$,
+                                    pg_temp.wallet_of('user_charlie', 'GOLD_COINS'))),
+    ARRAY[(SELECT format('holds_until_stale|%s|hold v_eco_active of user_charlie is active until %s but its wallet says no hold lasts past none',
+                         id, expires_at)
+             FROM holds WHERE reference_id = 'v_eco_active')],
+    'an active hold on a wallet whose holds_until says none: holds_until_stale');
+
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;
+        UPDATE holds SET expires_at = created_at + interval '1 microsecond' WHERE reference_id = 'v_eco_hold';
+    $$),
+    ARRAY[(SELECT format('hold_capture_mismatch|%s|hold v_eco_hold (50 GOLD_COINS for user_alice, expires %s) captured 30: captured after expiry, at %s',
+                         h.id, h.created_at + interval '1 microsecond', t.created_at)
+             FROM holds h JOIN transactions t ON t.id = h.capture_transaction_id WHERE h.reference_id = 'v_eco_hold')],
+    'a capture posted after its hold''s expiry: hold_capture_mismatch');
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;
+        UPDATE holds SET captured_amount = 31 WHERE reference_id = 'v_eco_hold';
+    $$),
+    ARRAY[(SELECT format('hold_capture_mismatch|%s|hold v_eco_hold (50 GOLD_COINS for user_alice, expires %s) captured 31: its transaction is CAPTURE of 30 GOLD_COINS for user_alice under v_eco_hold',
+                         id, expires_at)
+             FROM holds WHERE reference_id = 'v_eco_hold')],
+    'a hold recording another amount than its capture posted: hold_capture_mismatch');
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;
+        UPDATE holds SET capture_transaction_id = pg_temp.tx('v_eco_spend_30') WHERE reference_id = 'v_eco_hold';
+    $$),
+    ARRAY[(SELECT format('capture_without_hold|%s|CAPTURE v_eco_hold of 30 GOLD_COINS for user_alice has no captured hold',
+                         pg_temp.tx('v_eco_hold'))),
+          (SELECT format('hold_capture_mismatch|%s|hold v_eco_hold (50 GOLD_COINS for user_alice, expires %s) captured 30: its transaction is SPEND of 30 GOLD_COINS for user_alice under v_eco_spend_30',
+                         id, expires_at)
+             FROM holds WHERE reference_id = 'v_eco_hold')],
+    'a captured hold pointing at another posting (of the same player and amount): hold_capture_mismatch, and its CAPTURE has no hold: capture_without_hold');
+
+SELECT is(
+    pg_temp.violations_after(format($$
+        INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
+        VALUES ('00000000-0000-0000-0000-00000000e008', 'v_lone_capture', 'CAPTURE', 'user_alice', 'GOLD_COINS', 5, 'manual');
+        SELECT pg_temp.post_entries('00000000-0000-0000-0000-00000000e008', %1$s, -5, %2$s);
+        SET CONSTRAINTS ALL IMMEDIATE;
+    $$, pg_temp.wallet_of('user_alice', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE'))),
+    ARRAY['capture_without_hold|00000000-0000-0000-0000-00000000e008|CAPTURE v_lone_capture of 5 GOLD_COINS for user_alice has no captured hold'],
+    'a CAPTURE posted without a hold: capture_without_hold');
+SET CONSTRAINTS ALL DEFERRED;
 
 -- the hash renders timestamps in UTC: postings and checks in other time zones agree
 SET LOCAL TimeZone = 'Pacific/Kiritimati';

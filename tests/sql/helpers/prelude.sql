@@ -39,3 +39,22 @@ LANGUAGE sql AS $$
                                       WHERE e.wallet_id = p_wallet_id ORDER BY e.id DESC LIMIT 1)
      WHERE id = p_wallet_id
 $$;
+-- a manual posting's entries for a transaction row already inserted, as the functions write them: the player's
+-- wallet moves by p_amount (stored balance, entry with balance_after chained to the wallet's newest, chain
+-- head) and p_system_wallet_id by the opposite amount; every trigger accepts it
+CREATE FUNCTION pg_temp.post_entries(p_transaction_id uuid, p_wallet_id bigint, p_amount bigint,
+                                     p_system_wallet_id bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_balance bigint;
+    v_asset text;
+BEGIN
+    UPDATE wallets SET balance = balance + p_amount WHERE id = p_wallet_id RETURNING balance, asset_code
+      INTO v_balance, v_asset;
+    INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after, entry_hash)
+    VALUES (p_transaction_id, p_wallet_id, v_asset, p_amount, v_balance,
+            pg_temp.chain(p_transaction_id, p_wallet_id, p_amount, v_balance)),
+           (p_transaction_id, p_system_wallet_id, v_asset, -p_amount, NULL, NULL);
+    PERFORM pg_temp.advance_head(p_wallet_id);
+END;
+$$;
