@@ -53,6 +53,9 @@ def test_bench_writes_report_and_chart(tmp_path):
     levels = {(row[0], row[1].split(" (")[0]) for row in throughput}
     assert ("SQL", "tpcb-like") in levels and ("SQL", "top-ups, many players") in levels
     assert ("HTTP", "read-heavy mix") in levels
+    for level in ("SQL", "HTTP"):  # POST /wallets/purchase: 2 assets, 1 of each
+        purchase = next(row for row in throughput if row[:2] == [level, "purchases of 2 assets, many players"])
+        assert float(purchase[2]) > 0 and int(purchase[7]) > 0 and int(purchase[6]) == 0, purchase
     for level, scenario, tps, p50, p95, p99, errors, count, pg_cpu, service_cpu in throughput:
         assert float(tps) > 0 and int(count) > 0, (level, scenario)
         assert 0 < float(p50) <= float(p95) <= float(p99), (level, scenario)
@@ -69,9 +72,13 @@ def test_bench_writes_report_and_chart(tmp_path):
         for cell in row[1:]:
             low, mid, high = (float(x) for x in cell.split(" / "))
             assert 0 < low <= mid <= high
-    assert report.count("healthy (0 violations)") == 2  # wallet_verify on both loaded ledgers
+    # wallet_verify on both loaded ledgers, and on the one the throughput runs wrote (purchases included)
+    assert report.count("healthy (0 violations)") == 3
     assert "| fsync | on |" in report.replace("PostgreSQL fsync", "fsync")
-    assert "## Targets" in report
+    targets = {row[0]: row[1] for row in _rows(report, "Targets")}
+    ratio = targets["SQL purchases of 2 assets vs tpcb-like (reported, no target)"]
+    assert re.match(r"[1-9]\d* / [1-9]\d* = \d+\.\d\dx; [1-9]\d* postings/s, PG CPU ", ratio), ratio
+    assert float(ratio.split(" = ")[1].split("x")[0]) > 0, ratio
 
     png = (tmp_path / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000

@@ -19,6 +19,7 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 SCENARIOS: dict[str, str] = {
     "top-ups, many players": "wrk_topup.lua",
     "spends, many players": "wrk_spend.lua",
+    "purchases of 2 assets, many players": "wrk_purchase.lua",
     "one hot player (top-up/spend 50/50)": "wrk_hot.lua",
     "read-heavy mix (35% balance, 35% history, 15% top-up, 15% spend)": "wrk_mixed.lua",
 }

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--verify-max",
         type=float,
         default=1e6,
-        help="run wallet_verify() on ledger sizes up to this many entries (default 1e6)",
+        help="run wallet_verify() on ledger sizes, and on the ledger the throughput runs wrote, up to this many "
+        "entries (default 1e6)",
     )
     parser.add_argument("--probe-seconds", type=float, default=3, help="seconds per latency probe (default 3)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP-level scenarios")

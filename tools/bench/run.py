@@ -2,8 +2,8 @@
 
 Order: start (or take) the server, migrate, fund the bench players, pgbench -i the reference database; then
 `rounds` rounds, each running every SQL scenario and then every HTTP scenario for duration/rounds seconds
-(interleaving keeps a burst of outside load from landing on one scenario only); then the ledger-growth loads
-and probes; then the report.
+(interleaving keeps a burst of outside load from landing on one scenario only); then wallet_verify() on the
+ledger those runs wrote (up to --verify-max entries); then the ledger-growth loads and probes; then the report.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     http = not args.no_http and httpload.service_available()
     per_round = args.duration / args.rounds
-    steps = (len(sqlload.SCENARIOS) + (len(httpload.SCENARIOS) if http else 0)) * args.rounds + 4 + 2 * len(sizes)
+    steps = (len(sqlload.SCENARIOS) + (len(httpload.SCENARIOS) if http else 0)) * args.rounds + 5 + 2 * len(sizes)
     bar = tqdm(total=steps, desc="bench", unit="step", dynamic_ncols=True)
     tmp = None
     workdir = args.workdir
@@ -128,6 +128,9 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         if service is not None:
             service.stop(timeout=15)
             service = None
+        bar.set_description("wallet_verify on the bench players' ledger")
+        ledger_check = sqlload.verify(wallet_url, args.verify_max)
+        bar.update()
         results: list[Result] = [t.result(name) for name, t in sql_tallies.items()]
         results += [t.result(name) for name, t in http_tallies.items() if t.requests]
 
@@ -194,6 +197,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 "players": args.players,
                 "tpcb-like scale": args.scale,
                 "load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                "wallet_verify on the bench players' ledger after the runs": ledger_check,
             },
             "growth": growth_info,
             "statements": statements,

@@ -23,6 +23,7 @@ SCENARIOS: dict[str, list[str]] = {
     "tpcb-like (pgbench reference)": ["-b", "tpcb-like"],
     "top-ups, many players": ["-f", "topup.sql"],
     "spends, many players": ["-f", "spend.sql"],
+    "purchases of 2 assets, many players": ["-f", "purchase.sql"],
     "one hot player (top-up/spend 50/50)": ["-f", "hot_topup.sql@1", "-f", "hot_spend.sql@1"],
     "read-heavy mix (35% balance, 35% history, 15% top-up, 15% spend)": [
         "-f",
@@ -36,6 +37,8 @@ SCENARIOS: dict[str, list[str]] = {
     ],
 }
 REFERENCE = "tpcb-like (pgbench reference)"
+PURCHASE = "purchases of 2 assets, many players"
+PURCHASE_ASSETS = ("GOLD_COINS", "DIAMONDS")  # what purchase.sql (and wrk_purchase.lua) debit, 1 of each
 
 
 def pgbench_binary() -> str:
@@ -46,15 +49,33 @@ def pgbench_binary() -> str:
 
 
 def prepare_wallets(url: str, players: int) -> None:
-    """Open and fund bench_1..bench_<players> and bench_hot (fixed reference ids: a rerun replays)."""
+    """Open and fund bench_1..bench_<players> in every asset of PURCHASE_ASSETS, and bench_hot in GOLD_COINS
+    (fixed reference ids: a rerun replays). Through wallet_topup, not a bulk load: every entry is hashed and
+    every wallet's chain_head is its newest entry's hash, so the postings of the runs chain onto it and
+    wallet_verify() holds on this database."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT count(*) FROM (SELECT wallet_topup('bench_' || i, 'GOLD_COINS', %s, 'bench-fund-' || i, "
-            "'bench') FROM generate_series(1, %s) i) x",
-            (FUNDS, players),
-        )
+        for asset in PURCHASE_ASSETS:
+            prefix = "bench-fund-" if asset == "GOLD_COINS" else f"bench-fund-{asset.lower()}-"
+            conn.execute(
+                "SELECT count(*) FROM (SELECT wallet_topup('bench_' || i, %s, %s, %s || i, 'bench') "
+                "FROM generate_series(1, %s) i) x",
+                (asset, FUNDS, prefix, players),
+            )
         conn.execute("SELECT wallet_topup('bench_hot', 'GOLD_COINS', %s, 'bench-fund-hot', 'bench')", (FUNDS,))
         conn.execute("VACUUM ANALYZE")
+
+
+def verify(url: str, max_entries: float) -> str:
+    """wallet_verify() on the bench players' ledger after the runs (every invariant, the hash chain included:
+    the players were funded through wallet_topup), if it holds at most `max_entries` entries."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        (entries,) = conn.execute("SELECT count(*) FROM ledger_entries").fetchall()[0]
+        if entries > max_entries:
+            return f"skipped ({entries:,} entries > --verify-max)"
+        invariants = [row[0] for row in conn.execute("SELECT invariant FROM wallet_verify()")]
+    if not invariants:
+        return f"healthy (0 violations) on {entries:,} entries"
+    return f"{len(invariants)} VIOLATIONS ({', '.join(sorted(set(invariants)))}) on {entries:,} entries"
 
 
 def prepare_tpcb(url: str, scale: int) -> None:

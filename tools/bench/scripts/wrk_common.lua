@@ -39,6 +39,13 @@ function spend(user)
       user, reference()))
 end
 
+-- a purchase of 2 assets, 1 of each (sqlload.PURCHASE_ASSETS; the players are funded in both)
+function purchase(user)
+   return wrk.format("POST", "/api/v1/wallets/purchase", json_headers, string.format(
+      '{"user_id":"%s","reference_id":"%s","item_id":"bench_bundle","price":[{"asset_code":"GOLD_COINS","amount":1},{"asset_code":"DIAMONDS","amount":1}]}',
+      user, reference()))
+end
+
 function balance(user)
    return wrk.format("GET", "/api/v1/wallets/" .. user .. "/balance?asset_code=GOLD_COINS", auth_headers)
 end

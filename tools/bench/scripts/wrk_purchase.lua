@@ -1,0 +1,1 @@
+function request() return purchase(player()) end
