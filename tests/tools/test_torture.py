@@ -4,13 +4,16 @@ balance, a bad replay, a server that does not flush, ...) and expects the checke
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from tools.torture import check as checks
 from tools.torture.durability import check_durability
 from tools.torture.options import Options
 from tools.torture.records import AMBIGUOUS, Op, Stats
+from tools.torture.run import SCOPES
 from tools.torture.workload import Workload
 
 WALLET_SERVICE = Path(sys.executable).parent / "wallet-service"
@@ -77,6 +81,15 @@ def test_short_torture_run_has_faults_and_no_violations(tmp_path):
     assert summary["replays_checked"] > 0 and summary["conflicts_checked"] > 0
     assert summary["durability"]["fsync"] == "on"
     assert summary["durability"]["synchronous_commit_in_wallet_transaction"] != "off"
+    # and the economy operations: two-asset purchases, reversals (several at once on one original, some refused
+    # for exceeding it), holds captured, voided, and left to expire while captures were still tried
+    kinds = summary["operations_by_kind"]
+    assert all(kinds.get(k, 0) > 0 for k in ("purchase", "reverse", "hold", "capture", "void")), kinds
+    e = summary["economy"]
+    assert e["purchases_acknowledged"] > 0 and e["reversals_acknowledged"] > 0, e
+    assert e["originals_reversed_concurrently"] > 0 and e["reversals_refused_exceeding_original"] > 0, e
+    assert e["holds_acknowledged"] > 0 and e["captures_acknowledged"] > 0 and e["voids_acknowledged"] > 0, e
+    assert e["holds_expired"] > 0 and e["captures_refused_expired"] > 0 and e["captures_tried_after_expiry"] > 0, e
 
 
 def test_durability_check_refuses_a_server_without_fsync(db_url):
@@ -117,7 +130,7 @@ async def _api(db_url: str, middleware: Middleware | None = None) -> AsyncIterat
         app.middlewares.insert(0, web.middleware(middleware))
     server = TestServer(app)
     await server.start_server()
-    secret = create_key(db_url, ["read", "topup", "bonus", "spend"], f"torture-test-{uuid.uuid4().hex[:8]}")
+    secret = create_key(db_url, SCOPES, f"torture-test-{uuid.uuid4().hex[:8]}")
     try:
         async with ClientSession(headers=bearer(secret)) as session:
             yield str(server.make_url(API)), session
@@ -251,7 +264,7 @@ async def test_checker_reports_a_transaction_committed_other_than_sent(db_url):
     # the client's record of that key says 90: what was committed is not what was sent
     sent = _acked(Op("r3-c0-2", "topup", "r3-hot0", "GOLD_COINS", 90, "stripe"), dict(body, amount=90))
     stats, _ = await _check(db_url, "r3", [sent])
-    assert any(v.startswith("r3-c0-2: committed {") and "sent {" in v for v in stats.violations)
+    assert any(v.startswith("r3-c0-2: committed legs (('GOLD_COINS', 100),), sent") for v in stats.violations)
 
 
 async def test_checker_reports_a_refusal_that_committed_anyway(db_url):
@@ -348,7 +361,192 @@ async def test_checker_reports_an_api_balance_that_disagrees_with_the_ledger(db_
         return response
 
     stats, _ = await _check(db_url, "r8", [a], one_more)
-    assert len(stats.violations) == 1 and stats.violations[0].startswith("r8-hot0: the API reports")
+    # (the balance disagrees with the ledger, and with held + available)
+    assert stats.violations and all(v.startswith("r8-hot0: the API reports") for v in stats.violations)
+
+
+# ---------------------------------------------------------------------------------------------- economy
+
+
+def _superuser(db_url: str, sql: str, args: tuple = ()) -> None:
+    """A change no wallet function would make, as the superuser with the guarding triggers off for it."""
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
+        conn.execute(sql, args)
+
+
+def _economy(workload: Workload, run_id: str) -> dict[str, Op]:
+    """An honest history's records: top-ups, a purchase, a spend partly refunded twice (the second time
+    refused: too much), a purchase reversed whole, a hold captured in part, one voided, one left to expire."""
+    user = f"{run_id}-hot0"
+
+    def op(n: int, kind: str, *args: Any, **kw: Any) -> Op:
+        return workload.register(Op(f"{run_id}-c0-{n}", kind, user, *args, **kw))
+
+    ops: dict[str, Op] = {}
+    for o in (
+        op(1, "topup", "GOLD_COINS", 1000, "stripe"),
+        op(2, "topup", "DIAMONDS", 1000, "stripe"),
+        op(3, "purchase", None, None, "bundle_1", legs=(("GOLD_COINS", 100), ("DIAMONDS", 5))),
+        op(4, "spend", "GOLD_COINS", 50, "sword"),
+    ):
+        ops[o.key] = o
+    spend, purchase = ops[f"{run_id}-c0-4"], ops[f"{run_id}-c0-3"]
+    ops.update(
+        {
+            o.key: o
+            for o in (
+                op(5, "reverse", "GOLD_COINS", 20, "refund", original=spend),
+                op(6, "reverse", "GOLD_COINS", 40, "refund", original=spend),  # 20 + 40 > 50: refused
+                op(7, "reverse", None, None, "refund", original=purchase),
+                op(8, "hold", "GOLD_COINS", 100, None, expires_in=60),
+                op(9, "hold", "DIAMONDS", 50, "gem", expires_in=60),
+                op(10, "hold", "GOLD_COINS", 10, None, expires_in=1),
+            )
+        }
+    )
+    return ops
+
+
+def _action(workload: Workload, hold: Op, kind: str, amount: int | None = None, after_expiry: bool = False) -> Op:
+    return workload.register(
+        Op(hold.key, kind, hold.user_id, hold.asset_code, amount, None, hold=hold, after_expiry=after_expiry)
+    )
+
+
+async def _run_economy(db_url: str, run_id: str) -> tuple[Stats, dict[str, Op]]:
+    """The honest history of _economy, sent through the real API, judged as the torture judges."""
+    stats = Stats()
+    async with _api(db_url) as (base, session):
+        workload = _workload(run_id, base, stats)
+        ops = _economy(workload, run_id)
+        for op in ops.values():
+            await workload.execute(session, op)
+        captured, voided, left = (ops[f"{run_id}-c0-{n}"] for n in (8, 9, 10))
+        await workload.execute(session, _action(workload, captured, "capture", 30))
+        await workload.execute(session, _action(workload, captured, "capture", 30))  # a replay
+        await workload.execute(session, _action(workload, voided, "void"))
+        expires_at = left.expires_at()
+        assert expires_at is not None
+        await asyncio.sleep(max(expires_at.timestamp() - time.time(), 0) + 0.05)
+        await workload.execute(session, _action(workload, left, "capture", after_expiry=True))
+        await workload.execute(session, _action(workload, left, "void", after_expiry=True))
+    return stats, ops
+
+
+async def test_checker_accepts_an_honest_economy_history(db_url):
+    stats, ops = await _run_economy(db_url, "e1")
+    assert stats.violations == []
+    answers = {op.key: [a[:2] for a in op.answers] for op in ops.values()}
+    assert answers["e1-c0-6"] == [(422, "REVERSAL_EXCEEDS_ORIGINAL")]
+    left = ops["e1-c0-10"]
+    assert [a.answers[0][:2] for a in left.actions] == [(409, "HOLD_EXPIRED"), (200, None)]
+    # a reversal committed, but its client never heard back: resolved by its reference id
+    lost = Op("e1-c9-1", "reverse", "e1-hot0", "GOLD_COINS", 5, "refund", original=ops["e1-c0-4"])
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("SELECT * FROM wallet_reverse('e1-c9-1', 'e1-c0-4', 'refund', 5)")
+    lost.answers.append((AMBIGUOUS, "timeout", None))
+    ops[lost.key] = lost
+    stats, resolution = await _check(db_url, "e1", list(ops.values()))
+    assert stats.violations == []
+    assert (resolution.unknown, resolution.unknown_committed) == (1, 1)
+    assert resolution.holds == {"CAPTURED": 1, "VOIDED": 1, "EXPIRED": 1}
+
+
+async def test_checker_reports_a_capture_after_expiry(db_url):
+    _, ops = await _run_economy(db_url, "e2")
+    # the captured hold's expiry moved to before its capture: as if captured past expires_at
+    _superuser(
+        db_url, "UPDATE holds SET expires_at = created_at + interval '1 microsecond' WHERE reference_id = 'e2-c0-8'"
+    )
+    stats, _ = await _check(db_url, "e2", list(ops.values()))
+    assert any(v.startswith("e2-c0-8: captured at ") and "after the hold expired" in v for v in stats.violations)
+    assert any(v.startswith("wallet_verify: hold_capture_mismatch") for v in stats.violations)
+
+
+async def test_checker_reports_reversals_exceeding_their_original(db_url):
+    _, ops = await _run_economy(db_url, "e3")
+    # the spend of 50 (20 refunded) says 200 while another 100 is refunded, then 50 again: 120 of 50 taken back
+    spend = ops["e3-c0-4"]
+    _superuser(db_url, "UPDATE transactions SET amount = 200 WHERE reference_id = 'e3-c0-4'")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT transaction_id::text, balance FROM wallet_reverse('e3-c0-11', 'e3-c0-4', 'x', 100)"
+        ).fetchone()
+    _superuser(db_url, "UPDATE transactions SET amount = 50 WHERE reference_id = 'e3-c0-4'")
+    extra = Op("e3-c0-11", "reverse", "e3-hot0", "GOLD_COINS", 100, "x", original=spend)
+    _acked(
+        extra,
+        {
+            "transaction_id": row[0],
+            "user_id": "e3-hot0",
+            "transaction_type": "REVERSAL",
+            "original_reference_id": spend.key,
+            "legs": [{"asset_code": "GOLD_COINS", "amount": 100, "balance": row[1]}],
+        },
+    )
+    stats, _ = await _check(db_url, "e3", [*ops.values(), extra])
+    assert "e3-c0-4: reversals took back 120 GOLD_COINS, it moved {'GOLD_COINS': 50}" in stats.violations
+    assert any(v.startswith("wallet_verify: reversal_exceeds_original") for v in stats.violations)
+
+
+async def test_checker_reports_a_lost_capture_and_a_hold_in_another_state(db_url):
+    _, ops = await _run_economy(db_url, "e4")
+    voided = ops["e4-c0-9"]
+    # the client heard "captured" for the voided hold: no such capture exists
+    capture = Op(voided.key, "capture", voided.user_id, "DIAMONDS", None, None, hold=voided)
+    _acked(
+        capture,
+        {
+            "transaction_id": OTHER_ID,
+            "user_id": voided.user_id,
+            "asset_code": "DIAMONDS",
+            "amount": 50,
+            "balance": 0,
+            "transaction_type": "CAPTURE",
+            "hold_reference_id": voided.key,
+        },
+    )
+    voided.actions.append(capture)
+    stats, _ = await _check(db_url, "e4", list(ops.values()))
+    assert any(v.startswith("e4-c0-9: capture acknowledged {") and "(lost)" in v for v in stats.violations)
+    assert any(v.startswith("e4-c0-9: capture acknowledged {") and "the hold is" in v for v in stats.violations)
+
+
+async def test_checker_reports_a_hold_lookup_that_disagrees(db_url):
+    _, ops = await _run_economy(db_url, "e5")
+
+    async def voided(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.method == "GET" and request.path == f"{API}/holds/e5-c0-8":
+            return _rewrite_json(response, _set("status", "VOIDED"))
+        return response
+
+    stats, _ = await _check(db_url, "e5", list(ops.values()), voided)
+    assert [v for v in stats.violations if not v.startswith("e5-c0-8: the API says {")] == []
+    assert stats.violations
+
+
+def test_available_check_reports_a_hold_above_what_was_available():
+    stats = Stats()
+    t = [T0 + timedelta(seconds=n) for n in range(4)]
+    txs = {"ry-c0-1": dict(TX, user_id="ry-hot0", created_at=t[0], entries=[(1, "GOLD_COINS", 100, 100)])}
+    hold = dict(
+        user_id="ry-hot0",
+        asset_code="GOLD_COINS",
+        amount=60,
+        status="VOIDED",
+        created_at=t[1],
+        expires_at=t[3],
+        closed_at=t[2],
+    )
+    # two holds of 60 on 100 at once: the second reserved what was not available
+    checks.check_available(txs, {"ry-c0-2": hold, "ry-c0-3": dict(hold, created_at=t[1] + timedelta(1e-6))}, stats)
+    assert len(stats.violations) == 1 and stats.violations[0].startswith("('ry-hot0', 'GOLD_COINS'): available -20")
+    # one after the other (the first voided before the second): fine
+    stats = Stats()
+    checks.check_available(txs, {"ry-c0-2": hold, "ry-c0-3": dict(hold, created_at=t[2])}, stats)
+    assert stats.violations == []
 
 
 async def test_checker_reports_what_wallet_verify_finds(db_url):
@@ -364,36 +562,31 @@ async def test_checker_reports_what_wallet_verify_finds(db_url):
 
 
 # checks of ledger shapes the database's own constraints prevent: fed to the check functions as data
-TX = dict(transaction_id=OTHER_ID, type="TOPUP", user_id="rx-hot0", asset_code="GOLD_COINS", amount=100)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+TX = dict(transaction_id=OTHER_ID, type="TOPUP", user_id="rx-hot0", original=None, created_at=T0)
 WALLET = ("rx-hot0", "GOLD_COINS")
+ENTRY = (1, "GOLD_COINS", 100, 100)  # (entry id, asset, signed amount, balance_after)
 
 
 @pytest.mark.parametrize(
     ("tx", "balances", "expected"),
     [
-        (
-            dict(TX, entry_id=1, signed=100, balance_after=100, legs=1, duplicates=2),
-            {WALLET: 100},
-            "2 transactions hold",
-        ),
-        (dict(TX, entry_id=1, signed=100, balance_after=100, legs=2), {WALLET: 100}, "2 player legs"),
-        (dict(TX, entry_id=1, signed=-100, balance_after=-100, legs=1), {WALLET: 100}, "player leg -100, expected 100"),
-        (dict(TX, type="SPEND", entry_id=1, signed=-100, balance_after=0, legs=1), {WALLET: 0}, "would be -100"),
-        (dict(TX, entry_id=1, signed=100, balance_after=90, legs=1), {WALLET: 100}, "balance_after 90, the model"),
-        (
-            dict(TX, entry_id=1, signed=100, balance_after=100, legs=1),
-            {WALLET: 100, ("rx-cold0", "DIAMONDS"): -1},
-            "negative balance -1",
-        ),
-        (dict(TX, entry_id=1, signed=100, balance_after=100, legs=1), {}, "has transactions but no wallet"),
+        (dict(TX, entries=[ENTRY], duplicates=2), {WALLET: 100}, "2 transactions hold"),
+        (dict(TX, entries=[ENTRY, (2, "GOLD_COINS", 100, 200)]), {WALLET: 200}, "committed legs"),
+        (dict(TX, entries=[ENTRY, (2, "DIAMONDS", 100, 100)]), {WALLET: 100}, "committed legs"),
+        (dict(TX, entries=[(1, "GOLD_COINS", -100, -100)]), {WALLET: 100}, "go the wrong way"),
+        (dict(TX, type="SPEND", entries=[(1, "GOLD_COINS", -100, 0)]), {WALLET: 0}, "would be -100"),
+        (dict(TX, entries=[(1, "GOLD_COINS", 100, 90)]), {WALLET: 100}, "balance_after 90, the model"),
+        (dict(TX, entries=[ENTRY]), {WALLET: 100, ("rx-cold0", "DIAMONDS"): -1}, "negative balance -1"),
+        (dict(TX, entries=[ENTRY]), {}, "has transactions but no wallet"),
     ],
 )
 def test_ledger_checks_report_what_the_constraints_should_have_prevented(tx, balances, expected):
     op = _acked(Op("rx-c0-1", "topup", "rx-hot0", "GOLD_COINS", 100, "stripe"), {})
     stats = Stats()
     txs = {op.key: tx}
-    checks.check_committed({op.key: op}, txs, "rx", stats)
-    checks.check_model({op.key: op}, txs, balances, "rx", stats)
+    checks.check_committed({op.key: op}, txs, {}, "rx", stats)
+    checks.check_model(txs, balances, "rx", stats)
     assert any(expected in v for v in stats.violations), stats.violations
 
 
@@ -442,8 +635,8 @@ def test_judge_reports_disagreeing_acknowledgements_of_one_key(second, expected)
         ("topup", (201, None, {"amount": 99}), "acknowledged {"),
         ("topup", (201, None, {"balance": -1}), "acknowledged balance -1"),
         ("topup", (201, None, {"balance": "100"}), "acknowledged balance '100'"),
-        ("topup", (422, "INSUFFICIENT_FUNDS", {}), "INSUFFICIENT_FUNDS for a topup"),
-        ("spend", (422, "BALANCE_LIMIT_EXCEEDED", {}), "BALANCE_LIMIT_EXCEEDED for a spend"),
+        ("topup", (422, "INSUFFICIENT_FUNDS", {}), "unexpected answer 422 INSUFFICIENT_FUNDS {} to a topup"),
+        ("spend", (422, "BALANCE_LIMIT_EXCEEDED", {}), "unexpected answer 422 BALANCE_LIMIT_EXCEEDED {} to a spend"),
         ("topup", (404, "WALLET_NOT_FOUND", {}), "unexpected answer 404"),
         ("spend", (400, "VALIDATION_ERROR", {}), "unexpected answer 400"),
     ],
@@ -455,6 +648,100 @@ def test_judge_reports_a_wrong_answer(kind, answer, expected):
     body = _ack_body(op, **changes) if status in (200, 201) else changes
     assert _workload("rb", "http://unused", stats).judge(op, (status, code, body))
     assert len(stats.violations) == 1 and expected in stats.violations[0], stats.violations
+
+
+def _economy_op(kind: str, expires_in: float = 60.0, after_expiry: bool = False) -> Op:
+    """A purchase, a reversal of a spend, a hold acknowledged to expire in `expires_in` s, or its capture or void."""
+    spend = Op("rf-c0-1", "spend", "rf-hot0", "GOLD_COINS", 100, "sword")
+    if kind == "purchase":
+        return Op("rf-c0-2", kind, "rf-hot0", None, None, "bundle", legs=(("GOLD_COINS", 10), ("DIAMONDS", 2)))
+    if kind == "reverse":
+        return Op("rf-c0-3", kind, "rf-hot0", "GOLD_COINS", None, "refund", original=spend)
+    hold = Op("rf-c0-4", "hold", "rf-hot0", "GOLD_COINS", 100, None, expires_in=1)
+    if kind == "hold":
+        return hold
+    expires_at = (datetime.now(UTC) + timedelta(seconds=expires_in)).isoformat()
+    _acked(hold, {"reference_id": hold.key, "status": "HELD", "expires_at": expires_at, "available": 0})
+    return Op(hold.key, kind, "rf-hot0", "GOLD_COINS", None, None, hold=hold, after_expiry=after_expiry)
+
+
+CAPTURED = {
+    "transaction_id": OTHER_ID,
+    "user_id": "rf-hot0",
+    "asset_code": "GOLD_COINS",
+    "amount": 100,
+    "balance": 0,
+    "transaction_type": "CAPTURE",
+    "hold_reference_id": "rf-c0-4",
+}
+HELD = {
+    "reference_id": "rf-c0-4",
+    "user_id": "rf-hot0",
+    "asset_code": "GOLD_COINS",
+    "amount": 100,
+    "status": "HELD",
+    "expires_at": "2030-01-01T00:00:00.000Z",
+    "available": 0,
+}
+BOUGHT = {
+    "transaction_id": OTHER_ID,
+    "user_id": "rf-hot0",
+    "transaction_type": "PURCHASE",
+    "item_id": "bundle",
+    "legs": [
+        {"asset_code": "DIAMONDS", "amount": 2, "balance": 0},
+        {"asset_code": "GOLD_COINS", "amount": 10, "balance": 0},
+    ],
+}
+REFUNDED = {
+    "transaction_id": OTHER_ID,
+    "user_id": "rf-hot0",
+    "transaction_type": "REVERSAL",
+    "original_reference_id": "rf-c0-1",
+    "legs": [{"asset_code": "GOLD_COINS", "amount": 100, "balance": 100}],
+}
+
+
+@pytest.mark.parametrize(
+    ("made", "answer", "expected"),
+    [
+        (("purchase",), (201, None, BOUGHT), None),
+        (("purchase",), (201, None, dict(BOUGHT, legs=BOUGHT["legs"][:1])), "purchase acknowledged legs"),
+        (("purchase",), (201, None, dict(BOUGHT, item_id="other")), "purchase acknowledged {"),
+        (("reverse",), (201, None, REFUNDED), None),
+        (("reverse",), (201, None, dict(REFUNDED, original_reference_id="x")), "reverse acknowledged {"),
+        (("reverse",), (422, "REVERSAL_EXCEEDS_ORIGINAL", {}), None),
+        (("reverse",), (422, "INSUFFICIENT_FUNDS", {}), "unexpected answer 422 INSUFFICIENT_FUNDS"),
+        (("reverse",), (422, "NOT_REVERSIBLE", {}), "unexpected answer 422 NOT_REVERSIBLE"),
+        (("hold",), (201, None, HELD), None),
+        (("hold",), (201, None, dict(HELD, status="CAPTURED")), "hold acknowledged (201) as CAPTURED"),
+        (("hold",), (200, None, dict(HELD, status="EXPIRED")), None),  # a replay: the hold as it is now
+        (("hold",), (201, None, dict(HELD, available=-1)), "hold acknowledged available -1"),
+        (("capture",), (201, None, CAPTURED), None),
+        (("capture",), (201, None, dict(CAPTURED, amount=99)), "capture acknowledged {"),
+        (("capture", -1, True), (201, None, CAPTURED), "captured although sent only after"),
+        (("capture", -1, True), (409, "HOLD_EXPIRED", {}), None),
+        (("capture", 60), (409, "HOLD_EXPIRED", {}), "before the hold's expires_at"),
+        (("capture",), (409, "HOLD_NOT_ACTIVE", {}), "unexpected answer 409 HOLD_NOT_ACTIVE"),
+        (("capture",), (404, "HOLD_NOT_FOUND", {}), "unexpected answer 404 HOLD_NOT_FOUND"),
+        (("void",), (200, None, {"reference_id": "rf-c0-4", "status": "VOIDED", "available": 0}), None),
+        (("void", -1), (200, None, {"reference_id": "rf-c0-4", "status": "EXPIRED", "available": 0}), None),
+        (
+            ("void", 60),
+            (200, None, {"reference_id": "rf-c0-4", "status": "EXPIRED", "available": 0}),
+            "void answered EXPIRED at",
+        ),
+        (("void",), (409, "HOLD_NOT_ACTIVE", {}), "unexpected answer 409 HOLD_NOT_ACTIVE"),
+    ],
+)
+def test_judge_checks_the_answers_of_economy_operations(made, answer, expected):
+    op = _economy_op(*made)  # (now: a hold expires in so many seconds from now)
+    stats = Stats()
+    assert _workload("rf", "http://unused", stats).judge(op, answer)
+    if expected is None:
+        assert stats.violations == []
+    else:
+        assert len(stats.violations) == 1 and expected in stats.violations[0], stats.violations
 
 
 def _falsify_postings(change: Callable[[dict[str, Any]], None] | None = None, drop_replay_header: bool = False):

@@ -28,6 +28,33 @@ def summarize(
     durability: dict[str, str],
 ) -> dict[str, Any]:
     acked = [op for op in ops.values() if op.acks]
+    actions = [a for op in ops.values() for a in op.actions]
+
+    def acknowledged(kind: str) -> int:
+        return sum(1 for op in [*ops.values(), *actions] if op.kind == kind and op.acks)
+
+    def answered(kind: str, code: str) -> int:
+        return sum(1 for op in [*ops.values(), *actions] if op.kind == kind and code in op.codes())
+
+    economy = {
+        "purchases_acknowledged": acknowledged("purchase"),
+        "reversals_acknowledged": acknowledged("reverse"),
+        "reversals_refused_exceeding_original": answered("reverse", "REVERSAL_EXCEEDS_ORIGINAL"),
+        "reversals_refused_insufficient_funds": answered("reverse", "INSUFFICIENT_FUNDS"),
+        "originals_reversed_concurrently": stats.concurrent_reversals,
+        "holds_acknowledged": acknowledged("hold"),
+        "captures_acknowledged": acknowledged("capture"),
+        "voids_acknowledged": sum(
+            1 for a in actions if a.kind == "void" and a.acks and a.acks[0].get("status") == "VOIDED"
+        ),
+        "voids_answered_expired": sum(
+            1 for a in actions if a.kind == "void" and a.acks and a.acks[0].get("status") == "EXPIRED"
+        ),
+        "captures_refused_expired": answered("capture", "HOLD_EXPIRED"),
+        "captures_tried_after_expiry": sum(1 for a in actions if a.kind == "capture" and a.after_expiry),
+        "holds_by_end_state": dict(sorted(resolution.holds.items())),
+        "holds_expired": resolution.holds.get("EXPIRED", 0),
+    }
     return {
         "seed": seed,
         "run_id": run_id,
@@ -63,6 +90,7 @@ def summarize(
         "unknown_outcome_committed": resolution.unknown_committed,
         "unknown_outcome_not_committed": resolution.unknown_not_committed,
         "refused_then_committed_by_an_earlier_attempt": resolution.late_commits,
+        "economy": economy,
         "durability": durability,
         "violations": len(stats.violations),
         "violation_examples": stats.violations[:20],
@@ -70,7 +98,7 @@ def summarize(
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    f = s["faults"]
+    f, e = s["faults"], s["economy"]
     by_kind = ", ".join(f"{k} {v}" for k, v in sorted(s["operations_by_kind"].items()))
     lines = [
         f"command:               {s['command']}",
@@ -93,6 +121,15 @@ def print_summary(s: dict[str, Any]) -> None:
         f"unknown outcome:       {s['unknown_outcome']} resolved by reference id ({s['unknown_outcome_committed']} "
         f"committed, {s['unknown_outcome_not_committed']} not); refused but committed by an earlier attempt: "
         f"{s['refused_then_committed_by_an_earlier_attempt']}",
+        f"purchases:             {e['purchases_acknowledged']} acknowledged (2 assets each)",
+        f"reversals:             {e['reversals_acknowledged']} acknowledged; refused: exceeding the original "
+        f"{e['reversals_refused_exceeding_original']}, chargeback of spent credits "
+        f"{e['reversals_refused_insufficient_funds']}; originals reversed by several clients at once "
+        f"{e['originals_reversed_concurrently']}",
+        f"holds:                 {e['holds_acknowledged']} acknowledged; captures {e['captures_acknowledged']}, voids "
+        f"{e['voids_acknowledged']} (answered EXPIRED {e['voids_answered_expired']}), captures refused as expired "
+        f"{e['captures_refused_expired']} (tried after expiry {e['captures_tried_after_expiry']}); end states "
+        f"{', '.join(f'{k} {v}' for k, v in e['holds_by_end_state'].items())}",
         f"durability:            {', '.join(f'{k}={v}' for k, v in s['durability'].items())}",
         f"violations:            {s['violations']}",
     ]

@@ -28,6 +28,8 @@ from tools.torture.records import Stats, log
 from tools.torture.workload import Workload
 
 SERVICE_LOGIN = "wallet_service"  # the embedded server trusts its Unix socket: a login without a password
+# what the clients do needs: reversals are a scope of their own (purchases, holds, captures and voids are spend)
+SCOPES = ("read", "topup", "bonus", "spend", "reverse")
 
 
 def prepare_database(url: str, run_id: str) -> str:
@@ -36,7 +38,7 @@ def prepare_database(url: str, run_id: str) -> str:
     schema.migrate(url)
     schema.seed(url)
     schema.ensure_app_login(url, SERVICE_LOGIN)
-    _, secret = schema.create_key(url, f"torture-{run_id}", ["read", "topup", "bonus", "spend"])
+    _, secret = schema.create_key(url, f"torture-{run_id}", list(SCOPES))
     return secret
 
 
