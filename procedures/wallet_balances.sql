@@ -14,7 +14,7 @@ CREATE OR REPLACE FUNCTION wallet_balances(p_user_id text, p_asset_code text DEF
                                            p_at timestamptz DEFAULT NULL)
 RETURNS TABLE (asset_code text, asset_name text, balance bigint, held bigint, available bigint,
                last_updated timestamptz)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE

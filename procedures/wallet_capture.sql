@@ -61,7 +61,9 @@ BEGIN
     ELSIF v_hold.status = 'EXPIRED' OR v_hold.expires_at <= v_now THEN
         RAISE EXCEPTION 'hold % expired at % and cannot be captured', p_reference_id, v_hold.expires_at
             USING ERRCODE = 'WL013',
-                  DETAIL = json_build_object('reference_id', p_reference_id, 'expires_at', v_hold.expires_at)::text;
+                  DETAIL = json_build_object('reference_id', p_reference_id,
+                                             'expires_at', to_char(v_hold.expires_at AT TIME ZONE 'UTC',
+                                                                   'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text;
     END IF;
     IF p_amount > v_hold.amount THEN
         RAISE EXCEPTION 'cannot capture % % from hold %, which holds %', p_amount, v_hold.asset_code,

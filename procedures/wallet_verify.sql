@@ -33,7 +33,7 @@
 -- Example: SELECT * FROM wallet_verify();
 CREATE OR REPLACE FUNCTION wallet_verify()
 RETURNS TABLE (invariant text, subject text, detail text)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE

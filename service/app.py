@@ -23,14 +23,25 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 POOL_TIMEOUT_SECONDS = 5.0  # waiting longer than this for a connection answers 503 SERVICE_UNAVAILABLE
 
+# A path parameter is any id (service/validation.py checks it): one path segment, braces included (aiohttp's
+# default refuses { and }); a / in an id is sent as %2F, which the router keeps encoded while it matches.
+USER_ID = "{user_id:[^/]+}"
+REFERENCE_ID = "{reference_id:[^/]+}"
+
 ROUTES = [
     web.get(f"{API}/health", handlers.health, allow_head=False, name="health"),
-    web.get(f"{API}/wallets/{{user_id}}/balance", handlers.balance, allow_head=False, name="getBalance"),
-    web.get(f"{API}/wallets/{{user_id}}/transactions", handlers.history, allow_head=False, name="getHistory"),
+    web.get(f"{API}/wallets/{USER_ID}/balance", handlers.balance, allow_head=False, name="getBalance"),
+    web.get(f"{API}/wallets/{USER_ID}/transactions", handlers.history, allow_head=False, name="getHistory"),
     web.post(f"{API}/wallets/topup", handlers.topup, name="topup"),
     web.post(f"{API}/wallets/bonus", handlers.bonus, name="bonus"),
     web.post(f"{API}/wallets/spend", handlers.spend, name="spend"),
-    web.get(f"{API}/transactions/{{reference_id}}", handlers.transaction, allow_head=False, name="getTransaction"),
+    web.post(f"{API}/wallets/purchase", handlers.purchase, name="purchase"),
+    web.post(f"{API}/wallets/reverse", handlers.reverse, name="reverse"),
+    web.post(f"{API}/wallets/hold", handlers.hold, name="hold"),
+    web.get(f"{API}/holds/{REFERENCE_ID}", handlers.get_hold, allow_head=False, name="getHold"),
+    web.post(f"{API}/holds/{REFERENCE_ID}/capture", handlers.capture, name="capture"),
+    web.post(f"{API}/holds/{REFERENCE_ID}/void", handlers.void, name="void"),
+    web.get(f"{API}/transactions/{REFERENCE_ID}", handlers.transaction, allow_head=False, name="getTransaction"),
     web.get(f"{API}/openapi.json", docs.openapi, allow_head=False, name="openapi"),
     web.get(f"{API}/docs", docs.page, allow_head=False, name="docs"),
     web.get(f"{API}/docs/{{name}}", docs.asset, allow_head=False, name="docsAsset"),

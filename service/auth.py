@@ -47,9 +47,15 @@ SCOPES: dict[str, str] = {
     "getBalance": "read",
     "getHistory": "read",
     "getTransaction": "read",
+    "getHold": "read",
     "topup": "topup",
     "bonus": "bonus",
     "spend": "spend",
+    "purchase": "spend",
+    "hold": "spend",
+    "capture": "spend",
+    "void": "spend",
+    "reverse": "reverse",
 }
 OPEN: frozenset[str] = frozenset({"health", "openapi", "docs", "docsAsset"})
 

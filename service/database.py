@@ -8,8 +8,8 @@ import logging
 import random
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Hashable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -137,6 +137,7 @@ async def fetch(
     *,
     timeout: float | None = None,
     wallet: Hashable | None = None,
+    wallets: Iterable[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
     """Run one statement (a call of one wallet function) and return its rows as dicts.
 
@@ -151,22 +152,30 @@ async def fetch(
       the whole call, waiting included, ends within WALLET_DEADLINE_SECONDS: with the queue full or past the
       deadline it is 503 CONCURRENCY_CONFLICT (Retry-After). A statement still running at the deadline is
       cancelled on the server; a posting is idempotent by its key, so the client's retry is safe even if the
-      cancel came too late to stop its commit.
+      cancel came too late to stop its commit. Any hashable key will do: a call that cannot name its wallet
+      (a reversal, a capture) passes what stands for it (the original's or the hold's reference id).
+    wallets: the wallets a call of several wallets locks, (user_id, asset_code) each (a purchase): it takes a
+      slot of each one's gate, in ascending order (so two such calls never wait for each other's slots
+      crosswise), under the same deadline.
     """
     pool = request.app[POOL]
     retries = request.app[RETRIES]
-    if wallet is None:
+    keys: list[Hashable] = [wallet] if wallet is not None else []
+    keys += sorted(set(wallets))
+    if not keys:
         return await _attempts(pool, retries, sql, params, timeout)
     deadline = asyncio.get_running_loop().time() + WALLET_DEADLINE_SECONDS
     try:
-        async with gates_of(pool).slot(wallet, deadline):
+        async with AsyncExitStack() as slots:
+            for key in keys:
+                await slots.enter_async_context(gates_of(pool).slot(key, deadline))
             async with asyncio.timeout_at(deadline):
                 return await _attempts(pool, retries, sql, params, timeout)  # a pool wait is cut short too
     except WalletBusy as exc:
-        log.info("wallet %r refused: %s", wallet, exc)
+        log.info("wallet %r refused: %s", keys, exc)
         raise _wallet_busy() from None
     except TimeoutError:
-        log.info("wallet %r still failing at the %.0f s deadline", wallet, WALLET_DEADLINE_SECONDS)
+        log.info("wallet %r still failing at the %.0f s deadline", keys, WALLET_DEADLINE_SECONDS)
         raise _wallet_busy() from None
 
 

@@ -31,6 +31,17 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_exact(value: datetime) -> str:
+    """An instant a client gave, as iso() renders instants, but with its microseconds if it has any below the
+    millisecond; in its own offset if UTC falls outside years 1-9999 (0001-01-01T00:00:00+05:00)."""
+    spec = "milliseconds" if value.microsecond % 1000 == 0 else "microseconds"
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        return value.isoformat(timespec=spec)
+    return value.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
 def now() -> str:
     return iso(datetime.now(UTC)) or ""
 
@@ -46,14 +57,25 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _posting(request: web.Request, operation: str) -> dict[str, Any]:
-    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb), and the actor:
-    the name of the API key that authenticated it (service/auth.py)."""
-    args = validation.posting(operation, await validation.json_object(request), request.headers)
-    if args["metadata"] is not None:
+def _call_args(request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
+    """Validated arguments made ready for the call: metadata as jsonb, and the actor: the name of the API key
+    that authenticated the request (service/auth.py)."""
+    if args.get("metadata") is not None:
         args["metadata"] = Jsonb(args["metadata"])
     args["actor"] = request[ACTOR]
     return args
+
+
+async def _posting(request: web.Request, operation: str) -> dict[str, Any]:
+    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb), and the actor."""
+    return _call_args(request, validation.posting(operation, await validation.json_object(request), request.headers))
+
+
+def _answer(body: dict[str, Any], replayed: bool, status: int = 201) -> web.Response:
+    """`status` for a new write; 200 with Idempotent-Replayed: true when the request had been made already."""
+    if replayed:
+        return web.json_response(body, status=200, headers={REPLAYED_HEADER: "true"})
+    return web.json_response(body, status=status)
 
 
 def _posted(rows: list[dict[str, Any]]) -> web.Response:
@@ -68,9 +90,7 @@ def _posted(rows: list[dict[str, Any]]) -> web.Response:
         "transaction_type": row["transaction_type"],
         "timestamp": iso(row["created_at"]),
     }
-    if row["replayed"]:
-        return web.json_response(body, status=200, headers={REPLAYED_HEADER: "true"})
-    return web.json_response(body, status=201)
+    return _answer(body, row["replayed"])
 
 
 async def topup(request: web.Request) -> web.Response:
@@ -113,24 +133,31 @@ async def spend(request: web.Request) -> web.Response:
 
 
 async def balance(request: web.Request) -> web.Response:
+    """Now: each asset's posted balance, what active holds reserve of it, and what is available. With
+    ?at=<instant>: each balance as it stood then (posted balance only) and the instant, as_of."""
     args = validation.balance_query(request.match_info["user_id"], request.query)
     rows = await fetch(
-        request, "SELECT * FROM wallet_balances(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s)", args
+        request,
+        "SELECT * FROM wallet_balances(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_at => %(at)s::timestamptz)",
+        args,
     )
-    return web.json_response(
-        {
-            "user_id": args["user_id"],
-            "balances": [
-                {
-                    "asset_code": r["asset_code"],
-                    "asset_name": r["asset_name"],
-                    "balance": r["balance"],
-                    "last_updated": iso(r["last_updated"]),
-                }
-                for r in rows
-            ],
+    balances = []
+    for r in rows:
+        entry = {
+            "asset_code": r["asset_code"],
+            "asset_name": r["asset_name"],
+            "balance": r["balance"],
+            "last_updated": iso(r["last_updated"]),
         }
-    )
+        if args["at"] is None:
+            entry.update(held=r["held"], available=r["available"])
+        balances.append(entry)
+    body: dict[str, Any] = {"user_id": args["user_id"]}
+    if args["at"] is not None:
+        body["as_of"] = iso_exact(args["at"])
+    body["balances"] = balances
+    return web.json_response(body)
 
 
 async def history(request: web.Request) -> web.Response:
@@ -156,6 +183,7 @@ async def history(request: web.Request) -> web.Response:
                     "reference_id": r["reference_id"],
                     "created_at": iso(r["created_at"]),
                     "description": r["description"],
+                    "original_reference_id": r["original_reference_id"],
                 }
                 for r in page
             ],
@@ -180,8 +208,12 @@ async def transaction(request: web.Request) -> web.Response:
             "status": first["status"],
             "type": first["type"],
             "user_id": first["user_id"],
-            "asset_code": first["asset_code"],
+            "asset_code": first["asset_code"],  # null for a purchase and its reversal: see legs
             "amount": first["amount"],
+            "legs": [{"asset_code": leg["asset_code"], "amount": leg["amount"]} for leg in first["legs"]],
+            "item_id": first["item_id"],
+            "original_reference_id": first["original_reference_id"],
+            "reason": first["reason"],
             "created_at": iso(first["created_at"]),
             "metadata": first["metadata"],
             "actor": first["actor"],
@@ -189,10 +221,161 @@ async def transaction(request: web.Request) -> web.Response:
                 {
                     "wallet_id": r["wallet_id"],
                     "wallet_name": r["wallet_name"],
+                    "asset_code": r["entry_asset_code"],
                     "entry_type": r["entry_type"],
                     "amount": r["entry_amount"],
                 }
                 for r in rows
             ],
+        }
+    )
+
+
+# ---------------------------------------------------------------- economy operations
+# A purchase names its wallets, so it goes through each one's gate (service/database.py). A reversal, a
+# capture and a void do not name theirs (the database finds them from the original or the hold): they go
+# through the gate of what they do name, so requests about one original or one hold (which all lock the same
+# wallets) take at most their share of the pool and end at the deadline. A 3-tuple key never equals a
+# (user_id, asset_code) one.
+
+
+def _reversals_of(original_reference_id: str) -> tuple[None, str, str]:
+    return (None, "reversals of", original_reference_id)
+
+
+def _hold_gate(reference_id: str) -> tuple[None, str, str]:
+    return (None, "hold", reference_id)
+
+
+def _legs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each asset a purchase or reversal moved (asset order), with the player's balance in it right after."""
+    return [{"asset_code": r["asset_code"], "amount": r["amount"], "balance": r["balance"]} for r in rows]
+
+
+async def purchase(request: web.Request) -> web.Response:
+    args = _call_args(request, validation.purchase(await validation.json_object(request), request.headers))
+    wallets = [(args["user_id"], leg["asset_code"]) for leg in args["price"]]
+    args["price"] = Jsonb(args["price"])
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_purchase(p_user_id => %(user_id)s, p_reference_id => %(reference_id)s, "
+        "p_item_id => %(item_id)s, p_price => %(price)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
+        args,
+        wallets=wallets,
+    )
+    first = rows[0]  # one row per leg
+    body = {
+        "transaction_id": str(first["transaction_id"]),
+        "user_id": first["user_id"],
+        "transaction_type": first["transaction_type"],
+        "item_id": first["item_id"],
+        "legs": _legs(rows),
+        "timestamp": iso(first["created_at"]),
+    }
+    return _answer(body, first["replayed"])
+
+
+async def reverse(request: web.Request) -> web.Response:
+    args = _call_args(request, validation.reversal(await validation.json_object(request), request.headers))
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_reverse(p_reference_id => %(reference_id)s, "
+        "p_original_reference_id => %(original_reference_id)s, p_reason => %(reason)s, "
+        "p_amount => %(amount)s::bigint, p_metadata => %(metadata)s, p_actor => %(actor)s)",
+        args,
+        wallet=_reversals_of(args["original_reference_id"]),
+    )
+    first = rows[0]  # one row per leg
+    body = {
+        "transaction_id": str(first["transaction_id"]),
+        "user_id": first["user_id"],
+        "transaction_type": first["transaction_type"],
+        "original_reference_id": first["original_reference_id"],
+        "legs": _legs(rows),
+        "timestamp": iso(first["created_at"]),
+    }
+    return _answer(body, first["replayed"])
+
+
+async def hold(request: web.Request) -> web.Response:
+    args = _call_args(request, validation.hold(await validation.json_object(request), request.headers))
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_hold(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
+        "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
+        "p_expires_in => %(expires_in)s::integer, p_item_id => %(item_id)s, p_metadata => %(metadata)s, "
+        "p_actor => %(actor)s)",
+        args,
+        wallet=(args["user_id"], args["asset_code"]),
+    )
+    (row,) = rows
+    body = {
+        "reference_id": row["reference_id"],
+        "user_id": row["user_id"],
+        "asset_code": row["asset_code"],
+        "amount": row["amount"],
+        "status": row["status"],  # HELD; on a replay, the hold as it is now
+        "expires_at": iso(row["expires_at"]),
+        "available": row["available"],
+    }
+    return _answer(body, row["replayed"])
+
+
+async def capture(request: web.Request) -> web.Response:
+    args = validation.capture(request.match_info["reference_id"], await validation.optional_json_object(request))
+    args["actor"] = request[ACTOR]
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_capture(p_reference_id => %(reference_id)s, p_amount => %(amount)s::bigint, "
+        "p_actor => %(actor)s)",
+        args,
+        wallet=_hold_gate(args["reference_id"]),
+    )
+    (row,) = rows
+    body = {
+        "transaction_id": str(row["transaction_id"]),
+        "user_id": row["user_id"],
+        "asset_code": row["asset_code"],
+        "amount": row["amount"],
+        "balance": row["balance"],
+        "transaction_type": row["transaction_type"],
+        "hold_reference_id": row["hold_reference_id"],
+        "timestamp": iso(row["created_at"]),
+    }
+    return _answer(body, row["replayed"])
+
+
+async def void(request: web.Request) -> web.Response:
+    args = validation.void(request.match_info["reference_id"], await validation.optional_json_object(request))
+    args["actor"] = request[ACTOR]
+    rows = await fetch(
+        request,
+        "SELECT * FROM wallet_void(p_reference_id => %(reference_id)s, p_actor => %(actor)s)",
+        args,
+        wallet=_hold_gate(args["reference_id"]),
+    )
+    (row,) = rows
+    # VOIDED now, or EXPIRED (it had reached expires_at: nothing to release); a void repeated is a replay
+    body = {"reference_id": row["reference_id"], "status": row["status"], "available": row["available"]}
+    return _answer(body, row["replayed"], status=200)
+
+
+async def get_hold(request: web.Request) -> web.Response:
+    ref = validation.reference(request.match_info["reference_id"])
+    (row,) = await fetch(request, "SELECT * FROM wallet_hold_status(p_reference_id => %(ref)s)", {"ref": ref})
+    return web.json_response(
+        {
+            "reference_id": row["reference_id"],
+            "user_id": row["user_id"],
+            "asset_code": row["asset_code"],
+            "amount": row["amount"],
+            "status": row["status"],
+            "expires_at": iso(row["expires_at"]),
+            "captured_amount": row["captured_amount"],
+            "item_id": row["item_id"],
+            "metadata": row["metadata"],
+            "created_at": iso(row["created_at"]),
+            "closed_at": iso(row["closed_at"]),
+            "actor": row["actor"],
         }
     )

@@ -1,7 +1,8 @@
 """Every limit of the API, in one place for the Python side.
 
-The SQL side holds the same numbers once, in the functions `_wallet_max_amount()` and
-`_wallet_max_id_length()` (migration sql/0003) and the domains built on them; `tests/sql/test_limits.py`
+The SQL side holds the same numbers once, in the functions `_wallet_max_amount()`, `_wallet_max_id_length()`,
+`_wallet_max_page()` (migration sql/0003), `_wallet_max_hold_seconds()`, `_wallet_default_hold_seconds()` and
+`_wallet_max_price_legs()` (migration sql/0006) and the domains built on them; `tests/sql/test_limits.py`
 checks that both sides agree, `tests/api/test_openapi.py` that the OpenAPI document states these numbers.
 """
 
@@ -13,6 +14,11 @@ HISTORY_DEFAULT_LIMIT = 50  # history entries per page when no limit is given
 HISTORY_MAX_LIMIT = 100  # the most history entries one page may ask for
 MAX_OFFSET = 2**31 - 1  # a history offset must fit PostgreSQL's integer
 MAX_BODY_BYTES = 64 * 1024  # a request body above this is 413 PAYLOAD_TOO_LARGE
+
+# ---- economy operations (purchases and holds)
+MAX_PRICE_LEGS = 3  # assets one purchase debits at most (its price lists 1 to this many distinct assets)
+MAX_HOLD_SECONDS = 24 * 60 * 60  # a hold's expires_in: 1 to this many seconds (a day)
+DEFAULT_HOLD_SECONDS = 10 * 60  # a hold's expires_in when the request gives none
 
 # ---- hostile input (service/validation.py, service/cursor.py)
 MAX_METADATA_DEPTH = 16  # metadata nests objects and arrays at most this deep (the metadata object is level 1)

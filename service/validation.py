@@ -13,6 +13,7 @@ import json
 import math
 import re
 import unicodedata
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -26,10 +27,12 @@ from service.limits import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_AMOUNT,
+    MAX_HOLD_SECONDS,
     MAX_ID_LENGTH,
     MAX_METADATA_DEPTH,
     MAX_METADATA_ITEMS,
     MAX_OFFSET,
+    MAX_PRICE_LEGS,
 )
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -118,13 +121,12 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "INVALID_JSON", "the request body is not valid JSON") from None
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object: 415 if it is not declared JSON, 408 if it does not arrive within
-    BODY_TIMEOUT_SECONDS, 413 past the body limit, 400 INVALID_JSON if it is not a strict JSON object."""
-    require_json_content_type(request)
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body: 408 if it does not arrive within BODY_TIMEOUT_SECONDS, 413 past the body limit, 400 if
+    its framing is broken."""
     try:
         async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:
         raise ApiError(
             408,
@@ -139,10 +141,34 @@ async def json_object(request: web.Request) -> dict[str, Any]:
             "the request body could not be read (malformed framing or encoding)",
             headers={"Connection": "close"},
         ) from None
+
+
+def _as_object(raw: bytes) -> dict[str, Any]:
     body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "INVALID_JSON", "the request body must be a JSON object")
     return body
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object: 415 if it is not declared JSON, 408 if it does not arrive within
+    BODY_TIMEOUT_SECONDS, 413 past the body limit, 400 INVALID_JSON if it is not a strict JSON object."""
+    require_json_content_type(request)
+    return _as_object(await _read_body(request))
+
+
+async def optional_json_object(request: web.Request) -> dict[str, Any]:
+    """The body of a route whose body is optional (capture, void), as a JSON object; no body is {}.
+
+    No body at all (no Content-Length or Content-Length: 0, and not chunked) is {}, whatever Content-Type
+    says: there is no content to misread, and some clients label an empty POST (aiohttp's client sends
+    application/octet-stream). A body that is sent follows json_object's rules (415 before it is read unless
+    declared JSON; 408, 413; 400 INVALID_JSON unless a strict JSON object), except that an empty one is {}."""
+    if not request.body_exists:
+        return {}
+    require_json_content_type(request)
+    raw = await _read_body(request)
+    return _as_object(raw) if raw else {}
 
 
 UNSTORABLE = "must not contain NUL (\\u0000) or unpaired surrogate (\\ud800-\\udfff) characters"
@@ -276,19 +302,48 @@ class FieldErrors:
             return value
         return None
 
-    def amount(self, field: str, value: Any) -> int | None:
-        """A JSON integer from 1 to MAX_AMOUNT: not a boolean, float or string."""
+    def integer(self, field: str, value: Any, low: int, high: int, required: bool = True, unit: str = "") -> int | None:
+        """A JSON integer from low to high: not a boolean, float or string (None when optional and absent)."""
         if value is None:
-            self.add(field, "is required")
-        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AMOUNT:
-            self.add(field, f"must be an integer from 1 to {MAX_AMOUNT}")
+            if required:
+                self.add(field, "is required")
+        elif isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.add(field, f"must be an integer{unit} from {low} to {high}")
         else:
             return value
         return None
 
-    def unknown(self, names: list[str] | set[str], allowed: set[str], what: str) -> None:
+    def amount(self, field: str, value: Any, required: bool = True) -> int | None:
+        """A JSON integer from 1 to MAX_AMOUNT: not a boolean, float or string (None when optional and absent)."""
+        return self.integer(field, value, 1, MAX_AMOUNT, required)
+
+    def unknown(self, names: list[str] | set[str], allowed: set[str] | frozenset[str], what: str) -> None:
         for name in sorted(set(names) - allowed):
             self.add(name, f"is not a known {what}")
+
+
+def _idempotency_key(problems: FieldErrors, body: dict[str, Any], headers: MultiMapping[str]) -> str | None:
+    """A write's key: reference_id in the body or the Idempotency-Key header; one of the two is required, and
+    when both are given they must be equal."""
+    keys = headers.getall(IDEMPOTENCY_HEADER, [])
+    header = keys[0] if len(keys) == 1 else None
+    if len(keys) > 1:  # which one a proxy reads is anyone's guess: refuse rather than pick one
+        problems.add(IDEMPOTENCY_HEADER, "must be given once")
+    key = problems.ident(IDEMPOTENCY_HEADER, header, required=False)
+    reference_id = problems.ident("reference_id", body.get("reference_id"), required=not keys)
+    if key is not None and reference_id is not None and key != reference_id:
+        problems.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
+    return reference_id if reference_id is not None else key
+
+
+def _metadata(problems: FieldErrors, body: dict[str, Any]) -> Any:
+    """The optional metadata: a JSON object within the depth and size limits, with storable text."""
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        problems.add("metadata", "must be a JSON object")
+    elif metadata is not None and (problem := metadata_problem(metadata)) is not None:
+        problems.add("metadata", problem)
+    return metadata
 
 
 def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
@@ -302,21 +357,118 @@ def posting(operation: str, body: dict[str, Any], headers: MultiMapping[str]) ->
         "amount": problems.amount("amount", body.get("amount")),
         op_field: problems.ident(op_field, body.get(op_field), required=operation_field_required(operation)),
     }
-    keys = headers.getall(IDEMPOTENCY_HEADER, [])
-    header = keys[0] if len(keys) == 1 else None
-    if len(keys) > 1:  # which one a proxy reads is anyone's guess: refuse rather than pick one
-        problems.add(IDEMPOTENCY_HEADER, "must be given once")
-    key = problems.ident(IDEMPOTENCY_HEADER, header, required=False)
-    reference_id = problems.ident("reference_id", body.get("reference_id"), required=not keys)
-    if key is not None and reference_id is not None and key != reference_id:
-        problems.add("reference_id", f"differs from the {IDEMPOTENCY_HEADER} header")
-    args["reference_id"] = reference_id if reference_id is not None else key
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        problems.add("metadata", "must be a JSON object")
-    elif metadata is not None and (problem := metadata_problem(metadata)) is not None:
-        problems.add("metadata", problem)
-    args["metadata"] = metadata
+    args["reference_id"] = _idempotency_key(problems, body, headers)
+    args["metadata"] = _metadata(problems, body)
+    problems.raise_any()
+    return args
+
+
+# The fields of each economy request body (anything else is a 400): the OpenAPI document's request schemas
+# list the same (tests/api/test_openapi.py).
+PURCHASE_FIELDS = frozenset({"user_id", "reference_id", "item_id", "price", "metadata"})
+PRICE_LEG_FIELDS = frozenset({"asset_code", "amount"})
+REVERSAL_FIELDS = frozenset({"reference_id", "original_reference_id", "reason", "amount", "metadata"})
+HOLD_FIELDS = frozenset({"user_id", "asset_code", "amount", "reference_id", "expires_in", "item_id", "metadata"})
+CAPTURE_FIELDS = frozenset({"amount"})
+
+
+def _price(problems: FieldErrors, value: Any) -> list[dict[str, Any]] | None:
+    """A purchase's price: an array of 1 to MAX_PRICE_LEGS {asset_code, amount} objects, each asset at most
+    once (in any order: wallet_purchase sorts them). Problems name the leg: price[1].amount."""
+    if value is None:
+        problems.add("price", "is required")
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_PRICE_LEGS:
+        problems.add("price", f"must be an array of 1 to {MAX_PRICE_LEGS} {{asset_code, amount}} objects")
+        return None
+    legs: list[dict[str, Any]] = []
+    codes: list[str] = []
+    for i, leg in enumerate(value):
+        where = f"price[{i}]"
+        if not isinstance(leg, dict):
+            problems.add(where, "must be an object {asset_code, amount}")
+            continue
+        for name in sorted(set(leg) - PRICE_LEG_FIELDS):
+            problems.add(f"{where}.{name}", "is not a known field")
+        asset_code = problems.ident(f"{where}.asset_code", leg.get("asset_code"))
+        amount = problems.amount(f"{where}.amount", leg.get("amount"))
+        if asset_code is not None:
+            codes.append(asset_code)
+        if asset_code is not None and amount is not None:
+            legs.append({"asset_code": asset_code, "amount": amount})
+    repeated = sorted({code for code in codes if codes.count(code) > 1})
+    if repeated:
+        problems.add("price", f"lists {', '.join(repeated)} more than once: each asset may appear once")
+    return legs
+
+
+def purchase(body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
+    """The arguments of wallet_purchase: {user_id, reference_id, item_id, price, metadata?}."""
+    problems = FieldErrors()
+    problems.unknown(list(body), PURCHASE_FIELDS, "field")
+    args: dict[str, Any] = {
+        "user_id": problems.ident("user_id", body.get("user_id")),
+        "item_id": problems.ident("item_id", body.get("item_id")),
+        "price": _price(problems, body.get("price")),
+    }
+    args["reference_id"] = _idempotency_key(problems, body, headers)
+    args["metadata"] = _metadata(problems, body)
+    problems.raise_any()
+    return args
+
+
+def reversal(body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
+    """The arguments of wallet_reverse: {reference_id, original_reference_id, reason, amount?, metadata?}."""
+    problems = FieldErrors()
+    problems.unknown(list(body), REVERSAL_FIELDS, "field")
+    args: dict[str, Any] = {
+        "original_reference_id": problems.ident("original_reference_id", body.get("original_reference_id")),
+        "reason": problems.ident("reason", body.get("reason")),
+        "amount": problems.amount("amount", body.get("amount"), required=False),
+    }
+    args["reference_id"] = _idempotency_key(problems, body, headers)
+    args["metadata"] = _metadata(problems, body)
+    problems.raise_any()
+    return args
+
+
+def hold(body: dict[str, Any], headers: MultiMapping[str]) -> dict[str, Any]:
+    """The arguments of wallet_hold: {user_id, asset_code, amount, reference_id, expires_in?, item_id?,
+    metadata?}; expires_in is whole seconds from 1 to MAX_HOLD_SECONDS (absent: the SQL default)."""
+    problems = FieldErrors()
+    problems.unknown(list(body), HOLD_FIELDS, "field")
+    args: dict[str, Any] = {
+        "user_id": problems.ident("user_id", body.get("user_id")),
+        "asset_code": problems.ident("asset_code", body.get("asset_code")),
+        "amount": problems.amount("amount", body.get("amount")),
+        "expires_in": problems.integer(
+            "expires_in", body.get("expires_in"), 1, MAX_HOLD_SECONDS, required=False, unit=" number of seconds"
+        ),
+        "item_id": problems.ident("item_id", body.get("item_id"), required=False),
+    }
+    args["reference_id"] = _idempotency_key(problems, body, headers)
+    args["metadata"] = _metadata(problems, body)
+    problems.raise_any()
+    return args
+
+
+def capture(reference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of wallet_capture: the hold's reference id (path) and {amount?} (absent: all of it)."""
+    problems = FieldErrors()
+    problems.unknown(list(body), CAPTURE_FIELDS, "field")
+    args = {
+        "reference_id": problems.ident("reference_id", reference_id),
+        "amount": problems.amount("amount", body.get("amount"), required=False),
+    }
+    problems.raise_any()
+    return args
+
+
+def void(reference_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of wallet_void: the hold's reference id (path); the body, if any, is {}."""
+    problems = FieldErrors()
+    problems.unknown(list(body), set(), "field")
+    args = {"reference_id": problems.ident("reference_id", reference_id)}
     problems.raise_any()
     return args
 
@@ -342,12 +494,54 @@ def user_id(problems: FieldErrors, value: str) -> str | None:
     return problems.ident("user_id", value)
 
 
+# RFC 3339's date-time (ISO 8601 with a mandatory offset): 2026-02-08T09:24:50Z, 2026-02-08T10:24:50.5+01:00
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))?"
+)
+DATE_TIME_FORMAT = "an RFC 3339 date-time with a time zone offset (Z or +hh:mm or -hh:mm), e.g. 2026-02-08T09:24:50Z"
+
+
+def instant(problems: FieldErrors, name: str, raw: str | None) -> datetime | None:
+    """An instant given as RFC 3339 date-time, as an aware datetime (fractions beyond microseconds are cut off:
+    PostgreSQL keeps microseconds). An offset is required: a time without one names no instant."""
+    if raw is None:
+        return None
+    match = _DATE_TIME.fullmatch(raw)
+    if match is None:
+        hint = " (a + in a query string must be sent as %2B)" if " " in raw else ""
+        problems.add(name, f"must be {DATE_TIME_FORMAT}{hint}")
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if zulu is None and sign is None:
+        problems.add(name, f"has no time zone offset: it must be {DATE_TIME_FORMAT}")
+        return None
+    try:
+        offset = timedelta(0) if zulu else int(sign + "1") * timedelta(hours=int(off_h), minutes=int(off_m))
+        if int(off_m or 0) > 59:
+            raise ValueError("offset minutes")
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(offset),
+        )
+    except ValueError:  # month 13, February 30, hour 24, second 60 (a leap second), offset 24:00 or more...
+        problems.add(name, f"is not a valid date and time: it must be {DATE_TIME_FORMAT}")
+        return None
+
+
 def balance_query(user: str, query: MultiMapping[str]) -> dict[str, Any]:
     problems = FieldErrors()
-    problems.unknown(list(query), {"asset_code"}, "query parameter")
+    problems.unknown(list(query), {"asset_code", "at"}, "query parameter")
     args = {
         "user_id": user_id(problems, user),
         "asset_code": problems.ident("asset_code", _single(query, "asset_code", problems), required=False),
+        "at": instant(problems, "at", _single(query, "at", problems)),
     }
     problems.raise_any()
     return args

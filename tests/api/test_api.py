@@ -41,7 +41,14 @@ async def test_balance_of_one_asset_never_held_is_zero_and_null(client):
     r = await client.get("/api/v1/wallets/user_alice/balance", params={"asset_code": "LOYALTY_POINTS"})
     assert r.status == 200
     assert (await r.json())["balances"] == [
-        {"asset_code": "LOYALTY_POINTS", "asset_name": "Loyalty Points", "balance": 0, "last_updated": None}
+        {
+            "asset_code": "LOYALTY_POINTS",
+            "asset_name": "Loyalty Points",
+            "balance": 0,
+            "last_updated": None,
+            "held": 0,
+            "available": 0,
+        }
     ]
 
 
@@ -206,7 +213,7 @@ async def test_spend_above_balance_is_insufficient_funds(client, conn):
         "INSUFFICIENT_FUNDS",
         json=topup_body(user_id="user_bob", amount=50001, reference_id="s", item_id="i"),
     )
-    assert error["details"] == {"required": 50001, "available": 50000}
+    assert error["details"] == {"asset_code": "GOLD_COINS", "required": 50001, "available": 50000, "held": 0}
 
 
 async def test_spend_by_player_without_wallet_is_wallet_not_found(client, conn):
@@ -231,7 +238,7 @@ async def test_spend_of_asset_never_held_is_insufficient_funds(client, conn):
         "INSUFFICIENT_FUNDS",
         json=topup_body(user_id="user_bob", asset_code="DIAMONDS", amount=1, reference_id="s", item_id="i"),
     )
-    assert error["details"] == {"required": 1, "available": 0}
+    assert error["details"] == {"asset_code": "DIAMONDS", "required": 1, "available": 0, "held": 0}
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,19 @@ def _ref() -> str:
     return f"auth_{uuid.uuid4().hex[:16]}"
 
 
+def _purchase() -> dict[str, Any]:
+    return {
+        "user_id": "user_alice",
+        "reference_id": _ref(),
+        "item_id": "i",
+        "price": [{"asset_code": "GOLD_COINS", "amount": 1}],
+    }
+
+
+def _reversal() -> dict[str, Any]:
+    return {"reference_id": _ref(), "original_reference_id": "init_alice_gold_001", "reason": "r", "amount": 1}
+
+
 # (route name in service/app.py, method, path, body factory, the scope it needs, status when allowed)
 ROUTES: list[tuple[str, str, str, Any, str, int]] = [
     ("getBalance", "GET", f"{API}/wallets/user_alice/balance", None, "read", 200),
@@ -41,6 +54,14 @@ ROUTES: list[tuple[str, str, str, Any, str, int]] = [
     ("topup", "POST", f"{API}/wallets/topup", lambda: topup_body(reference_id=_ref()), "topup", 201),
     ("bonus", "POST", f"{API}/wallets/bonus", lambda: topup_body(reference_id=_ref(), bonus_type="T"), "bonus", 201),
     ("spend", "POST", f"{API}/wallets/spend", lambda: topup_body(reference_id=_ref(), item_id="i"), "spend", 201),
+    ("purchase", "POST", f"{API}/wallets/purchase", lambda: _purchase(), "spend", 201),
+    ("hold", "POST", f"{API}/wallets/hold", lambda: topup_body(reference_id=_ref(), amount=1), "spend", 201),
+    ("reverse", "POST", f"{API}/wallets/reverse", lambda: _reversal(), "reverse", 201),
+    # past the key check, a hold that does not exist is 404 HOLD_NOT_FOUND (tests/api/test_economy.py checks
+    # these scopes on real holds)
+    ("getHold", "GET", f"{API}/holds/no_such_hold", None, "read", 404),
+    ("capture", "POST", f"{API}/holds/no_such_hold/capture", None, "spend", 404),
+    ("void", "POST", f"{API}/holds/no_such_hold/void", None, "spend", 404),
 ]
 ROUTE_IDS = [r[0] for r in ROUTES]
 

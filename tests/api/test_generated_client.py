@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,6 +99,7 @@ def test_the_generator_generates_every_operation(generated):
 async def test_the_generated_client_performs_every_operation(generated, aiohttp_server, app_url, admin_key, db_url):
     server = await aiohttp_server(create_app(app_url, pool_min_size=1, pool_max_size=4))
     models = importlib.import_module(f"{PACKAGE}.models")
+    UNSET = importlib.import_module(f"{PACKAGE}.types").UNSET
     modules = operation_ids()
     performed: list[str] = []
 
@@ -228,6 +230,90 @@ async def test_the_generated_client_performs_every_operation(generated, aiohttp_
         r = await call("getTransaction", "gen-never-posted")
         assert r.status_code == 404 and isinstance(r.parsed, models.TransactionNotFoundError)
         assert r.parsed.error.details.reference_id == "gen-never-posted"
+
+        # economy operations: a purchase in two assets, its reversal, holds captured and voided
+        diamonds = {b.asset_code: b.balance for b in (await call("getBalance", "user_alice")).parsed.balances}[
+            "DIAMONDS"
+        ]
+        price = [
+            models.PriceItem(asset_code="GOLD_COINS", amount=40),
+            models.PriceItem(asset_code="DIAMONDS", amount=2),
+        ]
+        r = await call(
+            "purchase",
+            body=models.PurchaseRequest(user_id="user_alice", item_id="bundle", price=price, reference_id="gen-buy-1"),
+        )
+        assert r.status_code == 201 and isinstance(r.parsed, models.Purchase), r.content
+        assert [(leg.asset_code, leg.amount, leg.balance) for leg in r.parsed.legs] == [
+            ("DIAMONDS", 2, diamonds - 2),
+            ("GOLD_COINS", 40, balance - 40),
+        ]
+        r = await call("getTransaction", "gen-buy-1")
+        assert r.status_code == 200 and r.parsed.amount is None and len(r.parsed.legs) == 2
+
+        r = await call(
+            "reverse",
+            body=models.ReverseRequest(original_reference_id="gen-buy-1", reason="refund"),
+            idempotency_key="gen-rev-1",
+        )
+        assert r.status_code == 201 and isinstance(r.parsed, models.Reversal), r.content
+        assert r.parsed.original_reference_id == "gen-buy-1"
+        assert [(leg.asset_code, leg.balance) for leg in r.parsed.legs] == [
+            ("DIAMONDS", diamonds),
+            ("GOLD_COINS", balance),
+        ]
+        r = await call(
+            "reverse",
+            body=models.ReverseRequest(original_reference_id="gen-rev-1", reason="again"),
+            idempotency_key="gen-rev-2",
+        )
+        assert r.status_code == 422 and isinstance(r.parsed, models.NotReversibleError)
+        assert r.parsed.error.details.reason.value == "reversal"
+
+        hold = models.HoldRequest(user_id="user_alice", asset_code="GOLD_COINS", amount=70, reference_id="gen-hold-1")
+        r = await call("hold", body=hold)
+        assert r.status_code == 201 and isinstance(r.parsed, models.HoldPlaced), r.content
+        assert (r.parsed.status.value, r.parsed.available) == ("HELD", balance - 70)
+        r = await call("hold", body=hold)
+        assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+        r = await call("getBalance", "user_alice", asset_code="GOLD_COINS")
+        (gold,) = r.parsed.balances
+        assert (gold.balance, gold.held, gold.available) == (balance, 70, balance - 70)
+        r = await call("capture", "gen-hold-1", body=models.CaptureRequest(amount=100))
+        assert r.status_code == 422 and isinstance(r.parsed, models.CaptureExceedsHoldError)
+        assert (r.parsed.error.details.amount, r.parsed.error.details.held) == (100, 70)
+        r = await call("capture", "gen-hold-1", body=models.CaptureRequest(amount=50))
+        assert r.status_code == 201 and isinstance(r.parsed, models.Capture), r.content
+        assert (r.parsed.amount, r.parsed.balance, r.parsed.hold_reference_id) == (50, balance - 50, "gen-hold-1")
+        balance -= 50
+        r = await call("capture", "gen-hold-1", body=models.CaptureRequest(amount=50))
+        assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+        r = await call("getHold", "gen-hold-1")
+        assert r.status_code == 200 and isinstance(r.parsed, models.Hold)
+        assert (r.parsed.status.value, r.parsed.captured_amount) == ("CAPTURED", 50)
+        r = await call("void", "gen-hold-1")
+        assert r.status_code == 409 and isinstance(r.parsed, models.HoldNotActiveError)
+
+        r = await call(
+            "hold",
+            body=models.HoldRequest(user_id="user_alice", asset_code="GOLD_COINS", amount=5, expires_in=60),
+            idempotency_key="gen-hold-2",
+        )
+        assert r.status_code == 201
+        r = await call("void", "gen-hold-2")
+        assert r.status_code == 200 and isinstance(r.parsed, models.Void) and r.parsed.status.value == "VOIDED"
+        assert "Idempotent-Replayed" not in r.headers and r.parsed.available == balance
+        r = await call("void", "gen-hold-2")
+        assert r.status_code == 200 and r.headers["Idempotent-Replayed"] == "true"
+        r = await call("capture", "gen-no-such-hold")
+        assert r.status_code == 404 and isinstance(r.parsed, models.HoldNotFoundError)
+        assert r.parsed.error.details.reference_id == "gen-no-such-hold"
+
+        # the balance at an instant: before the purchase (the seed's balance was already there)
+        r = await call("getBalance", "user_alice", asset_code="GOLD_COINS", at=datetime(2001, 2, 3, tzinfo=UTC))
+        assert r.status_code == 200 and r.parsed.as_of == datetime(2001, 2, 3, tzinfo=UTC)
+        (gold,) = r.parsed.balances
+        assert (gold.balance, gold.last_updated, gold.held) == (0, None, UNSET)
 
     # no key: the open operations answer, the others are a typed 401
     async with generated.Client(base_url=base_url, raise_on_unexpected_status=True) as c:

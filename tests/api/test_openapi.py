@@ -16,13 +16,16 @@ from service import auth
 from service.api_errors import API_ERRORS
 from service.docs import OPENAPI_PATH, spec
 from service.limits import (
+    DEFAULT_HOLD_SECONDS,
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_AMOUNT,
     MAX_BODY_BYTES,
     MAX_CURSOR_LENGTH,
+    MAX_HOLD_SECONDS,
     MAX_ID_LENGTH,
     MAX_OFFSET,
+    MAX_PRICE_LEGS,
 )
 from service.validation import id_pattern
 
@@ -123,26 +126,66 @@ def test_every_error_code_has_its_status_and_its_own_schema():
 
 
 def test_error_details_are_typed_as_the_service_fills_them():
-    """The details each error carries (service/api_errors.py), as the document types them."""
+    """The details each error carries (service/api_errors.py, from the functions' DETAIL), as the document types
+    them: code -> (keys always present, keys present in some cases)."""
     expected = {
-        "VALIDATION_ERROR": {"errors"},
-        "WALLET_NOT_FOUND": {"user_id"},
-        "ASSET_NOT_FOUND": {"asset_code"},
-        "TRANSACTION_NOT_FOUND": {"reference_id"},
-        "IDEMPOTENCY_CONFLICT": {"reference_id", "transaction_id"},
-        "INSUFFICIENT_FUNDS": {"required", "available"},
-        "BALANCE_LIMIT_EXCEEDED": {"amount", "balance", "limit"},
-        "FORBIDDEN": {"required_scope"},
+        "VALIDATION_ERROR": ({"errors"}, set()),
+        "WALLET_NOT_FOUND": ({"user_id"}, set()),
+        "ASSET_NOT_FOUND": ({"asset_code"}, set()),
+        "TRANSACTION_NOT_FOUND": ({"reference_id"}, set()),
+        # the key is a transaction's or a hold's
+        "IDEMPOTENCY_CONFLICT": ({"reference_id"}, {"transaction_id", "hold_reference_id"}),
+        "INSUFFICIENT_FUNDS": ({"asset_code", "required", "available", "held"}, set()),
+        "BALANCE_LIMIT_EXCEEDED": ({"amount", "balance", "limit"}, set()),
+        "FORBIDDEN": ({"required_scope"}, set()),
+        "REVERSAL_EXCEEDS_ORIGINAL": (
+            {"original_reference_id", "asset_code", "original_amount", "reversed", "requested"},
+            set(),
+        ),
+        "NOT_REVERSIBLE": ({"original_reference_id", "reason"}, set()),
+        "HOLD_NOT_FOUND": ({"reference_id"}, set()),
+        "HOLD_NOT_ACTIVE": ({"reference_id", "status", "captured_amount"}, set()),
+        "HOLD_EXPIRED": ({"reference_id", "expires_at"}, set()),
+        "CAPTURE_EXCEEDS_HOLD": ({"reference_id", "amount", "held"}, set()),
     }
     for entry in spec()["x-error-codes"]:
         body = resolve(resolve({"$ref": entry["schema"]})["properties"]["error"])
         details = resolve(body["properties"]["details"])
-        keys = expected.get(entry["code"], set())
-        assert set(details.get("properties", {})) == keys, entry["code"]
-        assert set(details.get("required", [])) == keys, entry["code"]
+        required, optional = expected.get(entry["code"], (set(), set()))
+        assert set(details.get("properties", {})) == required | optional, entry["code"]
+        assert set(details.get("required", [])) == required, entry["code"]
         assert details["additionalProperties"] is False
     field_error = resolve(spec()["components"]["schemas"]["ValidationErrorDetails"]["properties"]["errors"]["items"])
     assert set(field_error["required"]) == {"field", "message"}
+
+
+def documented_details(entry: dict) -> set[str]:
+    """The keys the document allows in an error's details."""
+    body = resolve(resolve({"$ref": entry["schema"]})["properties"]["error"])
+    return set(resolve(body["properties"]["details"]).get("properties", {}))
+
+
+def test_the_registry_keeps_exactly_the_documented_details():
+    """service/api_errors.py keeps the DETAIL keys it names and drops the rest (a function's DETAIL may say
+    more, e.g. user_id): what it keeps is what the document allows, for every SQLSTATE that has details."""
+    from types import SimpleNamespace
+
+    from service.api_errors import DB_ERRORS
+
+    documented = {entry["code"]: documented_details(entry) for entry in spec()["x-error-codes"]}
+    every_key = set().union(*documented.values()) | {"user_id_of_no_error", "extra"}
+    error = SimpleNamespace(
+        diag=SimpleNamespace(
+            message_detail=json.dumps(dict.fromkeys(every_key, 1)), message_primary="m", column_name="f"
+        )
+    )
+    checked = 0
+    for state, db_error in DB_ERRORS.items():
+        if db_error.details is None or db_error.code == "VALIDATION_ERROR":
+            continue
+        assert set(db_error.details(error)) == documented[db_error.code], state  # type: ignore[arg-type]
+        checked += 1
+    assert checked >= 12
 
 
 def test_every_error_response_names_schemas_of_its_status():
@@ -184,6 +227,8 @@ def test_headers_are_declared_on_every_response_that_carries_them():
     components = spec()["components"]["headers"]
     assert components["X-Request-Id"]["required"] is True
     assert components["Idempotent-Replayed"]["required"] is True
+    assert components["Idempotent-Replayed-If-Replay"]["required"] is False
+    assert components["Idempotent-Replayed-If-Replay"]["schema"] == components["Idempotent-Replayed"]["schema"]
     assert components["Retry-After"]["required"] is True
     assert components["WWW-Authenticate"]["required"] is True
     assert components["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"]
@@ -195,6 +240,11 @@ def test_headers_are_declared_on_every_response_that_carries_them():
             assert headers.get("X-Request-Id") == {"$ref": "#/components/headers/X-Request-Id"}, where
             replay = method == "post" and status == "200"
             assert ("Idempotent-Replayed" in headers) == replay, where
+            if replay:
+                # a void answers 200 whether it voided the hold now or had done so before (then a replay)
+                optional = path == "/holds/{reference_id}/void"
+                name = "Idempotent-Replayed-If-Replay" if optional else "Idempotent-Replayed"
+                assert headers["Idempotent-Replayed"] == {"$ref": f"#/components/headers/{name}"}, where
             # GET /health answers its own 503 (status unhealthy), without Retry-After
             assert ("Retry-After" in headers) == (status == "503" and path != "/health"), where
             assert ("WWW-Authenticate" in headers) == (status == "401"), where
@@ -260,14 +310,52 @@ def test_posting_schemas_match_the_validator():
         assert "NUL" in metadata["description"]
 
 
+def request_schema(path: str) -> dict:
+    return resolve(spec()["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
+
+
+def test_economy_request_schemas_match_the_validator():
+    """The fields each body may have are those service/validation.py accepts; the required ones are those it
+    requires (a key: the body's reference_id or the header); capture's body is optional, void takes none."""
+    from service import validation
+
+    cases = {
+        "/wallets/purchase": (validation.PURCHASE_FIELDS, {"user_id", "item_id", "price"}),
+        "/wallets/reverse": (validation.REVERSAL_FIELDS, {"original_reference_id", "reason"}),
+        "/wallets/hold": (validation.HOLD_FIELDS, {"user_id", "asset_code", "amount"}),
+        "/holds/{reference_id}/capture": (validation.CAPTURE_FIELDS, set()),
+    }
+    for path, (fields, required) in cases.items():
+        schema = request_schema(path)
+        assert set(schema["properties"]) == fields, path
+        assert set(schema.get("required", [])) == required, path
+        assert schema["additionalProperties"] is False, path
+    leg = resolve(request_schema("/wallets/purchase")["properties"]["price"]["items"])
+    assert set(leg["properties"]) == set(leg["required"]) == validation.PRICE_LEG_FIELDS
+    assert leg["additionalProperties"] is False
+    for path in ("/wallets/purchase", "/wallets/reverse", "/wallets/hold"):
+        operation = spec()["paths"][path]["post"]
+        assert operation["requestBody"]["required"] is True
+        assert {"$ref": "#/components/parameters/IdempotencyKey"} in operation["parameters"], path
+        for text in (operation["description"], request_schema(path)["description"]):
+            assert "one of the two is required" in text and "must be equal" in text, path
+    assert spec()["paths"]["/holds/{reference_id}/capture"]["post"]["requestBody"]["required"] is False
+    assert "requestBody" not in spec()["paths"]["/holds/{reference_id}/void"]["post"]
+    balance = spec()["paths"]["/wallets/{user_id}/balance"]["get"]
+    at = next(p for p in map(resolve, balance["parameters"]) if p["name"] == "at")
+    assert at["schema"]["format"] == "date-time" and not at["required"]
+
+
 # ---------------------------------------------------------------- limits (service/limits.py)
 
-AMOUNT_FIELDS = {"amount", "required"}  # 1 .. MAX_AMOUNT
-BALANCE_FIELDS = {"balance", "balance_after", "available"}  # 0 .. MAX_AMOUNT
+AMOUNT_FIELDS = {"amount", "required", "original_amount", "requested", "captured_amount"}  # 1 .. MAX_AMOUNT
+BALANCE_FIELDS = {"balance", "balance_after", "available", "held", "reversed"}  # 0 .. MAX_AMOUNT
 ID_FIELDS = {
     "user_id",
     "asset_code",
     "reference_id",
+    "original_reference_id",
+    "reason",
     "payment_method",
     "bonus_type",
     "item_id",
@@ -308,6 +396,12 @@ def expected_number(owner: str | None, field: str | None, keyword: str) -> int |
     table: dict[str, int] = {}
     if owner == "BalanceLimitExceededDetails" and field == "limit":
         table = {"minimum": MAX_AMOUNT, "maximum": MAX_AMOUNT}
+    elif owner == "CaptureExceedsHoldDetails" and field == "held":  # the hold's amount
+        table = {"minimum": 1, "maximum": MAX_AMOUNT}
+    elif field in ("price", "legs"):  # a purchase's assets (and a transaction's)
+        table = {"minItems": 1, "maxItems": MAX_PRICE_LEGS}
+    elif field == "expires_in":
+        table = {"minimum": 1, "maximum": MAX_HOLD_SECONDS, "default": DEFAULT_HOLD_SECONDS}
     elif field in AMOUNT_FIELDS:
         table = {"minimum": 1, "maximum": MAX_AMOUNT}
     elif field in BALANCE_FIELDS:
@@ -378,6 +472,18 @@ def test_every_limit_is_stated_where_it_applies():
     assert f"1 to {HISTORY_MAX_LIMIT} (default {HISTORY_DEFAULT_LIMIT})" in params["limit"]["description"]
     assert params["offset"]["schema"]["maximum"] == MAX_OFFSET
     assert params["offset"]["schema"]["default"] == 0
+
+    hold = resolve(spec()["paths"]["/wallets/hold"]["post"]["requestBody"]["content"]["application/json"]["schema"])
+    assert hold["properties"]["expires_in"]["maximum"] == MAX_HOLD_SECONDS
+    assert hold["properties"]["expires_in"]["default"] == DEFAULT_HOLD_SECONDS
+    assert (
+        f"1 to {MAX_HOLD_SECONDS} (default {DEFAULT_HOLD_SECONDS})" in hold["properties"]["expires_in"]["description"]
+    )
+    purchase = spec()["paths"]["/wallets/purchase"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    price = resolve(purchase)["properties"]["price"]
+    assert (price["minItems"], price["maxItems"]) == (1, MAX_PRICE_LEGS)
+    assert f"1 to {MAX_PRICE_LEGS} assets" in price["description"]
+    assert resolve(price["items"])["properties"]["asset_code"]["pattern"] == id_pattern()
 
 
 def test_limits_stated_in_words_match_the_service():

@@ -104,6 +104,12 @@ def test_the_service_serves_the_document_under_test(service):
         ("POST", "/wallets/spend"),
         ("GET", "/transactions/{reference_id}"),
         ("GET", "/openapi.json"),
+        ("POST", "/wallets/purchase"),
+        ("POST", "/wallets/reverse"),
+        ("POST", "/wallets/hold"),
+        ("GET", "/holds/{reference_id}"),
+        ("POST", "/holds/{reference_id}/capture"),
+        ("POST", "/holds/{reference_id}/void"),
     }
 
 
@@ -113,8 +119,9 @@ VISIBLE_ASCII = re.compile(r"[!-~]+")
 def follow_cross_field_rules(case, mode: GenerationMode) -> None:
     """Rules the document states in words because OpenAPI cannot express them: a posting's idempotency key
     is the body's reference_id or the Idempotency-Key header, one of the two is required, and when both
-    are sent they are equal (else 400); a cursor is one the service issued (an arbitrary string is a 400).
-    Generated cases keep to them; every other input stays as generated."""
+    are sent they are equal (else 400); a cursor is one the service issued (an arbitrary string is a 400);
+    a purchase's price lists each asset once. Generated cases keep to them; every other input stays as
+    generated."""
     headers = case.headers or {}
     body = case.body if isinstance(case.body, dict) else None
     if "Idempotency-Key" in headers:
@@ -125,12 +132,22 @@ def follow_cross_field_rules(case, mode: GenerationMode) -> None:
         else:
             del headers["Idempotency-Key"]
     keyless = body is not None and "reference_id" not in body and "Idempotency-Key" not in headers
-    if mode is GenerationMode.POSITIVE and case.operation.method.upper() == "POST" and keyless:
+    takes_key = any(p.name == "Idempotency-Key" for p in case.operation.iter_parameters())  # not capture, void
+    if mode is GenerationMode.POSITIVE and takes_key and keyless:
         case.body["reference_id"] = f"schemathesis-{uuid.uuid4().hex}"  # neither key given: one is required
     if mode is GenerationMode.POSITIVE and case.query:
         case.query.pop("cursor", None)
     if mode is GenerationMode.POSITIVE and body is not None and isinstance(body.get("metadata"), dict):
         body["metadata"] = _keys_without_nul(body["metadata"])
+    if mode is GenerationMode.POSITIVE and body is not None and isinstance(body.get("price"), list):
+        legs, seen = [], set()
+        for leg in body["price"]:
+            code = leg.get("asset_code") if isinstance(leg, dict) else None
+            if isinstance(code, str) and code in seen:
+                continue  # the same asset twice: a 400 the document states in words only
+            seen.add(code)
+            legs.append(leg)
+        body["price"] = legs
 
 
 def _keys_without_nul(value):

@@ -127,7 +127,7 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
     ensure_curl()
     commands = quick_test_commands(README.read_text())
     setup = quick_test_setup(README.read_text())
-    assert len(commands) == 7
+    assert len(commands) == 12
     # the README reads the key file where serve writes it by default (next to the default data directory)
     assert Config.from_env({}).api_key_file == Path(DEFAULT_HOME).expanduser() / "admin-api-key"
     assert any(f"{DEFAULT_HOME}/admin-api-key" in line for line in setup)
@@ -140,8 +140,23 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
         assert key_file.stat().st_mode & 0o777 == 0o600
         # the README's commands, as written, answer what the contract says
         answers = [run_curl(c, port, setup, tmp_path) for c in commands]
-        (hs, health), (bs, balance), (ts, topup), (bos, bonus), (ss, spend), (his, history), (ds, detail) = answers
+        (hs, health), (bs, balance), (ts, topup), (bos, bonus), (ss, spend), (his, history), (ds, detail) = answers[:7]
         assert (hs, bs, ts, bos, ss, his, ds) == (200, 200, 201, 201, 201, 200, 200)
+        (ps, purchase), (rs, reversal), (hos, hold), (cs, capture), (ats, then) = answers[7:]
+        assert (ps, rs, hos, cs, ats) == (201, 201, 201, 201, 200)
+        assert [(leg["asset_code"], leg["balance"]) for leg in purchase["legs"]] == [
+            ("DIAMONDS", 495),
+            ("GOLD_COINS", 105400),
+        ]
+        assert reversal["original_reference_id"] == "test_buy_001"
+        assert [(leg["asset_code"], leg["balance"]) for leg in reversal["legs"]] == [
+            ("DIAMONDS", 500),
+            ("GOLD_COINS", 105500),
+        ]
+        assert (hold["status"], hold["available"]) == ("HELD", 105200)
+        assert (capture["transaction_type"], capture["amount"], capture["balance"]) == ("CAPTURE", 300, 105200)
+        assert then["as_of"] == "2026-02-08T09:24:50.000Z"
+        assert all(set(b) == {"asset_code", "asset_name", "balance", "last_updated"} for b in then["balances"])
         assert health["status"] == "healthy" and health["database"] == "ok"
         assert {b["asset_code"]: b["balance"] for b in balance["balances"]} == {"GOLD_COINS": 100000, "DIAMONDS": 500}
         assert (topup["balance"], bonus["balance"], spend["balance"]) == (105000, 106000, 105500)
@@ -192,7 +207,7 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
     try:
         assert key_file.read_text().strip() == secret  # the same key: the file is reused, not rewritten
         status, _, body = request(server, "GET", "/wallets/user_alice/balance?asset_code=GOLD_COINS", key=secret)
-        assert status == 200 and body["balances"][0]["balance"] == 105500
+        assert status == 200 and body["balances"][0]["balance"] == 105200
         status, headers, body = request(
             server,
             "POST",
