@@ -63,7 +63,7 @@ BEGIN
             USING ERRCODE = 'WL013',
                   DETAIL = json_build_object('reference_id', p_reference_id,
                                              'expires_at', to_char(v_hold.expires_at AT TIME ZONE 'UTC',
-                                                                   'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))::text;
+                                                                   'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))::text;
     END IF;
     IF p_amount > v_hold.amount THEN
         RAISE EXCEPTION 'cannot capture % % from hold %, which holds %', p_amount, v_hold.asset_code,

@@ -60,10 +60,14 @@ DEBITS_PLAYER = {"SPEND", "PURCHASE", "CAPTURE"}
 # the column of created_at in each function's rows
 CREATED_AT = {"TOPUP": 6, "BONUS": 6, "SPEND": 6, "PURCHASE": 7, "REVERSAL": 7, "CAPTURE": 7}
 
+# CI: the same examples on every run (derandomize), so the coverage asserted at the end cannot come and go with
+# the seed; the long profile explores new ones each time
 settings.register_profile(
     "wallet-ci",
     max_examples=60,
     stateful_step_count=40,
+    derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
