@@ -86,6 +86,9 @@ CREATE TABLE holds (
     CONSTRAINT holds_capture_within_hold CHECK (captured_amount <= amount),
     CONSTRAINT holds_closed_when_not_held CHECK ((status = 'HELD') = (closed_at IS NULL))
 );
+-- a posting captures one hold at most (and wallet_verify's capture checks find a capture's hold by index)
+CREATE UNIQUE INDEX holds_capture_transaction_id_key ON holds (capture_transaction_id)
+    WHERE capture_transaction_id IS NOT NULL;
 -- the active holds of a wallet (what is held), and the holds to expire lazily
 CREATE INDEX holds_active_idx ON holds (wallet_id, expires_at) INCLUDE (amount) WHERE status = 'HELD';
 
