@@ -61,10 +61,7 @@ BEGIN
         IF p_asset_code IS NULL THEN
             PERFORM _wallet_invalid_argument('asset_code', 'is required');
         END IF;
-        IF p_amount IS NULL OR p_amount NOT BETWEEN 1 AND _wallet_max_amount() THEN
-            PERFORM _wallet_invalid_argument('amount', format('must be an integer from 1 to %s, not %s',
-                                                              _wallet_max_amount(), coalesce(p_amount::text, 'null')));
-        END IF;
+        PERFORM _wallet_check_amount('amount', p_amount);
         PERFORM _wallet_check_id('payment_method', p_payment_method, false);
         PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
         PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');

@@ -29,10 +29,7 @@ DECLARE
     v_held_by_others bigint;
 BEGIN
     PERFORM _wallet_check_id('reference_id', p_reference_id);
-    IF p_amount IS NOT NULL AND p_amount NOT BETWEEN 1 AND _wallet_max_amount() THEN
-        PERFORM _wallet_invalid_argument('amount', format('must be an integer from 1 to %s, not %s',
-                                                          _wallet_max_amount(), p_amount));
-    END IF;
+    PERFORM _wallet_check_amount('amount', p_amount, p_required => false);
     PERFORM _wallet_check_id('actor', p_actor, false);
 
     SELECT h.* INTO v_hold FROM holds h WHERE h.reference_id = p_reference_id;

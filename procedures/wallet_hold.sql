@@ -39,10 +39,7 @@ BEGIN
     IF p_asset_code IS NULL THEN
         PERFORM _wallet_invalid_argument('asset_code', 'is required');
     END IF;
-    IF p_amount IS NULL OR p_amount NOT BETWEEN 1 AND _wallet_max_amount() THEN
-        PERFORM _wallet_invalid_argument('amount', format('must be an integer from 1 to %s, not %s',
-                                                          _wallet_max_amount(), coalesce(p_amount::text, 'null')));
-    END IF;
+    PERFORM _wallet_check_amount('amount', p_amount);
     PERFORM _wallet_check_id('reference_id', p_reference_id);
     IF p_expires_in IS NOT NULL AND p_expires_in NOT BETWEEN 1 AND _wallet_max_hold_seconds() THEN
         PERFORM _wallet_invalid_argument('expires_in', format('must be a number of seconds from 1 to %s, not %s',

@@ -87,11 +87,9 @@ BEGIN
                       DETAIL = json_build_object('reference_id', v_tx.reference_id, 'transaction_id', v_tx.id)::text;
         END IF;
         RETURN QUERY
-            SELECT v_tx.id, v_tx.user_id::text, v_tx.type, v_tx.item_id::text, e.asset_code, abs(e.amount),
-                   e.balance_after::bigint, v_tx.created_at, true
-              FROM ledger_entries e
-             WHERE e.transaction_id = v_tx.id AND e.balance_after IS NOT NULL
-             ORDER BY e.asset_code;
+            SELECT v_tx.id, v_tx.user_id::text, v_tx.type, v_tx.item_id::text, l.asset_code, l.amount, l.balance,
+                   v_tx.created_at, true
+              FROM _wallet_leg_rows(v_tx.id) l;
         RETURN;
     END IF;
 

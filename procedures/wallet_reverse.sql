@@ -48,10 +48,7 @@ BEGIN
     PERFORM _wallet_check_id('original_reference_id', p_original_reference_id);
     PERFORM _wallet_check_id('reason', p_reason);
     PERFORM _wallet_check_id('actor', p_actor, false);
-    IF p_amount IS NOT NULL AND p_amount NOT BETWEEN 1 AND _wallet_max_amount() THEN
-        PERFORM _wallet_invalid_argument('amount', format('must be an integer from 1 to %s, not %s',
-                                                          _wallet_max_amount(), p_amount));
-    END IF;
+    PERFORM _wallet_check_amount('amount', p_amount, p_required => false);
     IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
         PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
     END IF;
@@ -147,11 +144,9 @@ BEGIN
                       DETAIL = json_build_object('reference_id', v_tx.reference_id, 'transaction_id', v_tx.id)::text;
         END IF;
         RETURN QUERY
-            SELECT v_tx.id, v_tx.user_id::text, v_tx.type, v_original.reference_id::text, e.asset_code, abs(e.amount),
-                   e.balance_after::bigint, v_tx.created_at, true
-              FROM ledger_entries e
-             WHERE e.transaction_id = v_tx.id AND e.balance_after IS NOT NULL
-             ORDER BY e.asset_code;
+            SELECT v_tx.id, v_tx.user_id::text, v_tx.type, v_original.reference_id::text, l.asset_code, l.amount,
+                   l.balance, v_tx.created_at, true
+              FROM _wallet_leg_rows(v_tx.id) l;
         RETURN;
     END IF;
 
