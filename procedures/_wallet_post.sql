@@ -136,11 +136,8 @@ BEGIN
     END IF;
 
     -- funds and limit, checked under the wallet lock; a spend may use what active holds do not reserve
-    -- (holds_until in the past: none is active, no need to read them)
     IF p_type = 'SPEND' THEN
-        IF v_holds_until > v_now THEN
-            v_held := _wallet_held(v_wallet_id, v_now);
-        END IF;
+        v_held := _wallet_held(v_wallet_id, v_holds_until, v_now);
         IF v_balance - v_held < p_amount THEN
             PERFORM _wallet_insufficient_funds(p_user_id, p_asset_code, p_amount, v_balance - v_held, v_held, 'spend');
         END IF;

@@ -29,7 +29,7 @@ BEGIN
                    coalesce(w.balance, 0) - coalesce(h.held, 0), w.updated_at
               FROM assets a
               LEFT JOIN wallets w ON w.asset_code = a.code AND w.user_id = p_user_id
-              LEFT JOIN LATERAL (SELECT _wallet_held(w.id, v_now) AS held WHERE w.holds_until > v_now) h ON true
+              LEFT JOIN LATERAL (SELECT _wallet_held(w.id, w.holds_until, v_now) AS held) h ON true
              WHERE CASE WHEN p_asset_code IS NULL THEN w.id IS NOT NULL ELSE a.code = p_asset_code END
              ORDER BY w.id NULLS LAST;
     ELSE

@@ -71,7 +71,7 @@ BEGIN
     END IF;
 
     -- the hold reserved these credits; only a DBA who bypassed the functions could have spent them since
-    v_held_by_others := _wallet_held(v_wallet.id, v_now) - v_hold.amount;
+    v_held_by_others := _wallet_held(v_wallet.id, v_wallet.holds_until, v_now) - v_hold.amount;
     IF v_wallet.balance - v_held_by_others < coalesce(p_amount, v_hold.amount) THEN
         PERFORM _wallet_insufficient_funds(v_hold.user_id, v_hold.asset_code, coalesce(p_amount, v_hold.amount),
                                            v_wallet.balance - v_held_by_others, v_held_by_others, 'capture');

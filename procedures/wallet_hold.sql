@@ -87,7 +87,7 @@ BEGIN
         UPDATE holds h SET status = 'EXPIRED', closed_at = h.expires_at
          WHERE h.wallet_id = v_wallet.id AND h.status = 'HELD' AND h.expires_at <= v_now;
     END IF;
-    v_held := _wallet_held(v_wallet.id, v_now);
+    v_held := _wallet_held(v_wallet.id, v_wallet.holds_until, v_now);
     IF v_wallet.balance - v_held < p_amount THEN
         PERFORM _wallet_insufficient_funds(p_user_id, p_asset_code, p_amount, v_wallet.balance - v_held, v_held,
                                            'hold');

@@ -37,6 +37,7 @@ DECLARE
     v_now timestamptz;
     v_held bigint;
     v_new boolean := false;
+    v_locked bigint;
 BEGIN
     PERFORM _wallet_check_id('user_id', p_user_id);
     PERFORM _wallet_check_id('reference_id', p_reference_id);
@@ -55,14 +56,11 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM _wallet_claim_key(p_reference_id);
         -- the player's wallets in these assets, locked in ascending id order
-        FOR v_wallet IN
-            SELECT w.id, w.asset_code, w.balance, w.holds_until FROM wallets w
-             WHERE w.user_id = p_user_id AND w.asset_code = ANY (v_assets)
-             ORDER BY w.id
-               FOR UPDATE
-        LOOP
-            v_wallet_ids := v_wallet_ids || v_wallet.id;
-        END LOOP;
+        SELECT count(*) INTO v_locked
+          FROM (SELECT w.id FROM wallets w
+                 WHERE w.user_id = p_user_id AND w.asset_code = ANY (v_assets)
+                 ORDER BY w.id
+                   FOR UPDATE) w;
         v_now := clock_timestamp();
 
         INSERT INTO transactions AS t (reference_id, type, user_id, asset_code, amount, legs, item_id, metadata,
@@ -94,29 +92,30 @@ BEGIN
     END IF;
 
     -- every asset exists, the player exists, and each wallet can pay (balance minus active holds)
-    IF cardinality(v_wallet_ids) < cardinality(v_assets) THEN
+    IF v_locked < cardinality(v_assets) THEN
         FOR i IN 1 .. cardinality(v_assets) LOOP
             PERFORM _wallet_require_asset(v_assets[i]);
         END LOOP;
         PERFORM _wallet_require_player(p_user_id);
     END IF;
-    FOR i IN 1 .. cardinality(v_assets) LOOP
-        SELECT w.id, w.balance, w.holds_until INTO v_wallet
-          FROM wallets w WHERE w.user_id = p_user_id AND w.asset_code = v_assets[i];
-        IF NOT FOUND THEN
-            PERFORM _wallet_insufficient_funds(p_user_id, v_assets[i], v_amounts[i], 0, 0, 'spend');
+    FOR v_wallet IN
+        SELECT l.asset_code, l.amount, w.id, w.balance, w.holds_until
+          FROM unnest(v_assets, v_amounts) AS l (asset_code, amount)
+          LEFT JOIN wallets w ON w.user_id = p_user_id AND w.asset_code = l.asset_code
+         ORDER BY l.asset_code
+    LOOP
+        IF v_wallet.id IS NULL THEN
+            PERFORM _wallet_insufficient_funds(p_user_id, v_wallet.asset_code, v_wallet.amount, 0, 0, 'spend');
         END IF;
-        v_held := CASE WHEN v_wallet.holds_until > v_now THEN _wallet_held(v_wallet.id, v_now) ELSE 0 END;
-        IF v_wallet.balance - v_held < v_amounts[i] THEN
-            PERFORM _wallet_insufficient_funds(p_user_id, v_assets[i], v_amounts[i], v_wallet.balance - v_held,
-                                               v_held, 'spend');
+        v_held := _wallet_held(v_wallet.id, v_wallet.holds_until, v_now);
+        IF v_wallet.balance - v_held < v_wallet.amount THEN
+            PERFORM _wallet_insufficient_funds(p_user_id, v_wallet.asset_code, v_wallet.amount,
+                                               v_wallet.balance - v_held, v_held, 'spend');
         END IF;
-        v_debits := v_debits || -v_amounts[i];
+        v_wallet_ids := v_wallet_ids || v_wallet.id;
+        v_debits := v_debits || -v_wallet.amount;
     END LOOP;
 
-    -- (wallet ids in asset order, the order of v_debits)
-    SELECT array_agg(w.id ORDER BY w.asset_code) INTO v_wallet_ids
-      FROM wallets w WHERE w.user_id = p_user_id AND w.asset_code = ANY (v_assets);
     RETURN QUERY
         SELECT v_tx.id, p_user_id, v_tx.type, p_item_id, l.asset_code, l.amount, l.balance, v_tx.created_at, false
           FROM _wallet_post_legs(v_tx, v_wallet_ids, v_debits, 'REVENUE') l;

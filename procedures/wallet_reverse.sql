@@ -176,7 +176,7 @@ BEGIN
                                                  'reversed', v_reversed, 'requested', v_wallet.amount)::text;
         END IF;
         IF v_sign < 0 THEN
-            v_held := CASE WHEN v_wallet.holds_until > v_now THEN _wallet_held(v_wallet.id, v_now) ELSE 0 END;
+            v_held := _wallet_held(v_wallet.id, v_wallet.holds_until, v_now);
             IF v_wallet.balance - v_held < v_wallet.amount THEN
                 PERFORM _wallet_insufficient_funds(v_original.user_id, v_wallet.asset_code, v_wallet.amount,
                                                    v_wallet.balance - v_held, v_held, 'give back');

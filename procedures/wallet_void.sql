@@ -44,6 +44,6 @@ BEGIN
     END IF;
 
     RETURN QUERY SELECT v_hold.reference_id::text, v_hold.status::text,
-                        v_wallet.balance - _wallet_held(v_wallet.id, v_now), v_replayed;
+                        v_wallet.balance - _wallet_held(v_wallet.id, v_wallet.holds_until, v_now), v_replayed;
 END;
 $$;

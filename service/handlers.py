@@ -247,9 +247,19 @@ def _hold_gate(reference_id: str) -> tuple[None, str, str]:
     return (None, "hold", reference_id)
 
 
-def _legs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each asset a purchase or reversal moved (asset order), with the player's balance in it right after."""
-    return [{"asset_code": r["asset_code"], "amount": r["amount"], "balance": r["balance"]} for r in rows]
+def _legs_posted(rows: list[dict[str, Any]], field: str) -> web.Response:
+    """The answer to a purchase or a reversal (one row per leg): the transaction, its own `field` (item_id or
+    original_reference_id), and each asset it moved (asset order) with the player's balance in it right after."""
+    first = rows[0]
+    body = {
+        "transaction_id": str(first["transaction_id"]),
+        "user_id": first["user_id"],
+        "transaction_type": first["transaction_type"],
+        field: first[field],
+        "legs": [{"asset_code": r["asset_code"], "amount": r["amount"], "balance": r["balance"]} for r in rows],
+        "timestamp": iso(first["created_at"]),
+    }
+    return _answer(body, first["replayed"])
 
 
 async def purchase(request: web.Request) -> web.Response:
@@ -263,16 +273,7 @@ async def purchase(request: web.Request) -> web.Response:
         args,
         wallets=wallets,
     )
-    first = rows[0]  # one row per leg
-    body = {
-        "transaction_id": str(first["transaction_id"]),
-        "user_id": first["user_id"],
-        "transaction_type": first["transaction_type"],
-        "item_id": first["item_id"],
-        "legs": _legs(rows),
-        "timestamp": iso(first["created_at"]),
-    }
-    return _answer(body, first["replayed"])
+    return _legs_posted(rows, "item_id")
 
 
 async def reverse(request: web.Request) -> web.Response:
@@ -285,16 +286,7 @@ async def reverse(request: web.Request) -> web.Response:
         args,
         wallet=_reversals_of(args["original_reference_id"]),
     )
-    first = rows[0]  # one row per leg
-    body = {
-        "transaction_id": str(first["transaction_id"]),
-        "user_id": first["user_id"],
-        "transaction_type": first["transaction_type"],
-        "original_reference_id": first["original_reference_id"],
-        "legs": _legs(rows),
-        "timestamp": iso(first["created_at"]),
-    }
-    return _answer(body, first["replayed"])
+    return _legs_posted(rows, "original_reference_id")
 
 
 async def hold(request: web.Request) -> web.Response:
