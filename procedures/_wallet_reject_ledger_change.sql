@@ -1,6 +1,7 @@
 -- _wallet_reject_ledger_change: trigger function: ledger rows are never updated, deleted or truncated.
--- Fires: BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on ledger_entries and transactions;
---   BEFORE TRUNCATE on holds (whose other changes _wallet_check_hold_change judges).
+-- Fires: BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on ledger_entries, transactions and
+--   events; BEFORE TRUNCATE on holds (whose other changes _wallet_check_hold_change judges); BEFORE UPDATE (row)
+--   and BEFORE TRUNCATE on event_inbox (whose deletes _wallet_check_inbox_delete judges).
 -- Returns: never. Raises: WL008, always.
 CREATE OR REPLACE FUNCTION _wallet_reject_ledger_change() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -26,6 +26,14 @@
 --                            asset, reference id, captured amount), captured more than it held, or was
 --                            posted at or after the hold's expiry
 --   capture_without_hold     a CAPTURE transaction no captured hold points to
+--   event_missing            a transaction neither numbered (events) nor waiting to be (event_inbox): no event
+--                            reader would ever see it
+--   event_duplicated         a transaction both numbered and still in the event inbox (it would get a second event)
+--   event_mismatch           an event or inbox row whose transaction does not exist, or an event naming another
+--                            player than its transaction (a per-player reader would miss it)
+--   event_gap                event ids are not 1..n: readers resuming after an id would skip or wait forever
+--   event_order              a player wallet's events are not in the order of its entries (a reader would see its
+--                            balance_after go back)
 -- Raises: nothing. Reads the whole ledger: run it off-peak on a large ledger, and ANALYZE first when the
 -- planner's statistics may be old (after a bulk load, or a crash recovery, which resets the counters that
 -- make autovacuum analyze): planned with statistics taken when the ledger was small, it ran for over 5 minutes
@@ -210,5 +218,49 @@ BEGIN
           FROM transactions t
          WHERE t.type = 'CAPTURE'
            AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.capture_transaction_id = t.id AND h.status = 'CAPTURED');
+
+    -- (one statement: a posting enters the inbox and the sequencer moves it to events atomically, so a single
+    -- snapshot finds every transaction in exactly one of the two even while both run)
+    RETURN QUERY
+        SELECT CASE WHEN e.id IS NULL THEN 'event_missing' ELSE 'event_duplicated' END, t.id::text,
+               format('%s %s of %s: %s', t.type, t.reference_id, t.user_id,
+                      CASE WHEN e.id IS NULL THEN 'neither numbered as an event nor in the event inbox'
+                           ELSE format('numbered as event %s and still in the event inbox', e.id) END)
+          FROM transactions t
+          LEFT JOIN events e ON e.transaction_id = t.id
+          LEFT JOIN event_inbox i ON i.transaction_id = t.id
+         WHERE (e.id IS NULL) = (i.seq IS NULL);
+
+    RETURN QUERY
+        SELECT 'event_mismatch', e.id::text,
+               CASE WHEN t.id IS NULL THEN format('event of transaction %s, which does not exist', e.transaction_id)
+                    ELSE format('event of %s %s names player %s, its transaction %s', t.type, t.reference_id,
+                                e.user_id, t.user_id) END
+          FROM events e
+          LEFT JOIN transactions t ON t.id = e.transaction_id
+         WHERE t.id IS NULL OR t.user_id::text <> e.user_id
+        UNION ALL
+        SELECT 'event_mismatch', format('inbox %s', i.seq),
+               format('inbox row of transaction %s, which does not exist', i.transaction_id)
+          FROM event_inbox i
+         WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = i.transaction_id);
+
+    RETURN QUERY
+        SELECT 'event_gap', g.id::text, format('event %s comes after %s: %s to %s are missing', g.id,
+                                               coalesce(g.previous::text, 'none'), coalesce(g.previous, 0) + 1, g.id - 1)
+          FROM (SELECT e.id, lag(e.id) OVER (ORDER BY e.id) AS previous FROM events e) g
+         WHERE g.id <> coalesce(g.previous, 0) + 1;
+
+    RETURN QUERY
+        SELECT 'event_order', o.event_id::text,
+               format('event %s (%s %s) moves wallet %s with entry %s, but the earlier event %s moved it with the later entry %s',
+                      o.event_id, o.type, o.reference_id, o.wallet_id, o.entry_id, o.previous_event, o.previous_entry)
+          FROM (SELECT ev.id AS event_id, t.type, t.reference_id, l.wallet_id, l.id AS entry_id,
+                       lag(ev.id) OVER w AS previous_event, lag(l.id) OVER w AS previous_entry
+                  FROM events ev
+                  JOIN transactions t ON t.id = ev.transaction_id
+                  JOIN ledger_entries l ON l.transaction_id = ev.transaction_id AND l.balance_after IS NOT NULL
+                WINDOW w AS (PARTITION BY l.wallet_id ORDER BY ev.id)) o
+         WHERE o.entry_id < o.previous_entry;
 END;
 $$;

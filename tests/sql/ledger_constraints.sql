@@ -16,13 +16,13 @@ SELECT throws_ok($$UPDATE transactions SET amount = 1 WHERE reference_id = 'init
     'ledger is append-only: UPDATE on transactions is not allowed', 'UPDATE of a transaction is WL008');
 SELECT throws_ok($$DELETE FROM transactions WHERE reference_id = 'init_bob_gold_001'$$, 'WL008',
     'ledger is append-only: DELETE on transactions is not allowed', 'DELETE of a transaction is WL008');
--- holds reference transactions (a capture's posting): a TRUNCATE of transactions that leaves holds out is
--- refused by the foreign key before any trigger runs; with holds in the list, the triggers refuse it
+-- holds and the events (event_inbox, events) reference transactions: a TRUNCATE of transactions that leaves
+-- them out is refused by the foreign key before any trigger runs; with them in the list, the triggers refuse it
 SELECT throws_ok($$TRUNCATE ledger_entries, transactions$$, '0A000',
     'cannot truncate a table referenced in a foreign key constraint',
     'TRUNCATE of transactions (with its entries) but not holds: refused by the holds foreign key');
-SELECT throws_ok($$TRUNCATE ledger_entries, transactions, holds$$, 'WL008', NULL,
-    'TRUNCATE of transactions with its entries and holds is WL008');
+SELECT throws_ok($$TRUNCATE ledger_entries, transactions, holds, events, event_inbox$$, 'WL008', NULL,
+    'TRUNCATE of transactions with its entries, holds and events is WL008');
 SELECT throws_ok($$TRUNCATE holds$$, 'WL008',
     'ledger is append-only: TRUNCATE on holds is not allowed', 'TRUNCATE of holds is WL008');
 SELECT throws_ok($$TRUNCATE transactions CASCADE$$, 'WL008',

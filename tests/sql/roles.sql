@@ -1,7 +1,7 @@
 -- The database roles: wallet_app may call the API and nothing else; wallet_support reads but cannot write;
 -- PUBLIC may execute nothing; every function runs as wallet_owner with a pinned search_path.
 BEGIN;
-SELECT plan(49);
+SELECT plan(59);
 
 SELECT has_role('wallet_owner', 'wallet_owner exists');
 SELECT has_role('wallet_app', 'wallet_app exists');
@@ -37,7 +37,8 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
                                         'wallet_history', 'wallet_transaction', 'wallet_verify', 'wallet_authenticate',
                                         'wallet_migrations', 'wallet_chain_heads', 'wallet_verify_anchor',
                                         'wallet_purchase', 'wallet_reverse', 'wallet_hold', 'wallet_capture',
-                                        'wallet_void', 'wallet_hold_status', 'wallet_expire_holds')),
+                                        'wallet_void', 'wallet_hold_status', 'wallet_expire_holds',
+                                        'wallet_events', 'wallet_events_sequence')),
           ARRAY[]::text[], 'wallet_app may execute the API and nothing else (no helper, no seed, no key management)');
 
 SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
@@ -49,6 +50,13 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
           ARRAY['wallet_capture', 'wallet_expire_holds', 'wallet_hold', 'wallet_hold_status', 'wallet_purchase',
                 'wallet_reverse', 'wallet_void'],
           'wallet_app may execute each economy function, PUBLIC none of them');
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+                  AND p.proname ~ '_event'
+                  AND has_function_privilege('wallet_app', p.oid, 'EXECUTE')
+                  AND NOT has_function_privilege('public', p.oid, 'EXECUTE') AND p.prosecdef
+                ORDER BY 1),
+          ARRAY['wallet_events(bigint,text,integer)', 'wallet_events_sequence(integer)'],
+          'wallet_app may execute the event reader and sequencer (SECURITY DEFINER), PUBLIC neither, no event helper');
 
 -- ---------------------------------------------------------------- as wallet_app
 SET LOCAL ROLE wallet_app;
@@ -67,6 +75,7 @@ SELECT lives_ok($$SELECT wallet_capture('roles_hold_1'), wallet_void('roles_hold
 SELECT lives_ok($$SELECT wallet_hold_status('roles_hold_1'), wallet_expire_holds()$$,
     'wallet_app reads a hold and runs the maintenance');
 SELECT lives_ok($$SELECT * FROM wallet_balances('user_bob', p_at => now())$$, 'wallet_app reads balances at an instant');
+SELECT lives_ok($$SELECT * FROM wallet_events(0, 'user_bob')$$, 'wallet_app reads events (numbering what waits)');
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'the deferred checks of all that pass for wallet_app');
 SET CONSTRAINTS ALL DEFERRED;
 SELECT throws_ok($$SELECT * FROM holds$$, '42501', NULL, 'wallet_app cannot SELECT holds');
@@ -86,6 +95,14 @@ SELECT throws_ok($$ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_app
 SELECT throws_ok($$SET session_replication_role = replica$$, '42501', NULL,
     'wallet_app cannot switch triggers off with session_replication_role');
 SELECT throws_ok($$COPY (SELECT 1) TO PROGRAM 'true'$$, '42501', NULL, 'wallet_app cannot COPY TO PROGRAM');
+SELECT throws_ok($$SELECT * FROM events$$, '42501', NULL, 'wallet_app cannot SELECT events');
+SELECT throws_ok($$SELECT * FROM event_inbox$$, '42501', NULL, 'wallet_app cannot SELECT the event inbox');
+SELECT throws_ok($$INSERT INTO event_inbox (transaction_id) SELECT gen_random_uuid()$$, '42501', NULL,
+    'wallet_app cannot INSERT into the event inbox');
+SELECT throws_ok($$DELETE FROM event_inbox$$, '42501', NULL, 'wallet_app cannot DELETE from the event inbox');
+SELECT throws_ok($$UPDATE events SET user_id = 'x'$$, '42501', NULL, 'wallet_app cannot UPDATE events');
+SELECT throws_ok($$SELECT _wallet_event_legs(gen_random_uuid())$$, '42501', NULL,
+    'wallet_app cannot call the event helper');
 SELECT throws_ok($$SELECT _wallet_post('TOPUP', 'user_bob', 'GOLD_COINS', 5, 'roles_2')$$, '42501', NULL,
     'wallet_app cannot call a private helper');
 SELECT throws_ok($$SELECT * FROM wallet_seed()$$, '42501', NULL, 'wallet_app cannot seed (it mints credits)');
@@ -100,11 +117,14 @@ SET LOCAL ROLE wallet_support;
 SELECT lives_ok($$SELECT count(*) FROM ledger_entries$$, 'wallet_support reads ledger entries');
 SELECT lives_ok($$SELECT count(*) FROM wallets JOIN transactions USING (user_id)$$, 'wallet_support reads wallets and transactions');
 SELECT lives_ok($$SELECT count(*) FROM holds$$, 'wallet_support reads holds');
+SELECT lives_ok($$SELECT count(*) FROM events JOIN event_inbox USING (transaction_id)$$,
+    'wallet_support reads events and the event inbox');
 SELECT lives_ok($$SELECT * FROM wallet_verify()$$, 'wallet_support runs wallet_verify');
 SELECT throws_ok($$UPDATE wallets SET balance = balance + 1$$, '42501', NULL, 'wallet_support cannot UPDATE wallets');
 SELECT throws_ok($$INSERT INTO api_keys (name, key_hash, scopes) VALUES ('x', sha256('x'), '{admin}')$$, '42501', NULL,
     'wallet_support cannot mint an API key by hand');
 SELECT throws_ok($$DELETE FROM transactions$$, '42501', NULL, 'wallet_support cannot DELETE transactions');
+SELECT throws_ok($$DELETE FROM events$$, '42501', NULL, 'wallet_support cannot DELETE events');
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -120,9 +120,15 @@ def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Conne
         ("_wallet_check_stored_balance", "wallets"),
         ("_wallet_check_transaction_has_entries", "transactions"),
         ("_wallet_check_hold_change", "holds"),
+        ("_wallet_reject_ledger_change", "events"),
+        ("_wallet_reject_ledger_change", "event_inbox"),
+        ("_wallet_check_inbox_delete", "event_inbox"),
+        ("_wallet_enqueue_event", "transactions"),
     }, "every trigger function is checked against every table it is a trigger of"
     new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")
     assert new_entries["newtable"] == "new_entries", "the statement trigger's transition table is passed on"
+    inbox_delete = next(f for f in checked if f["proname"] == "_wallet_check_inbox_delete")
+    assert inbox_delete["oldtable"] == "gone", "and an old transition table too"
 
 
 def test_the_lint_reports_a_broken_function_as_an_error(lint: psycopg.Connection) -> None:

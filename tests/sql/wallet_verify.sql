@@ -1,7 +1,7 @@
 -- wallet_verify: no violations on a healthy ledger; each invariant reported when the data is broken
 -- on purpose (with the guarding triggers or constraints switched off, always undone again).
 BEGIN;
-SELECT plan(31);
+SELECT plan(42);
 
 -- Run p_sql (the damage), collect wallet_verify() as 'invariant|subject|detail' lines, then undo the
 -- damage by rolling back to before p_sql (an exception caught in this block), so every case starts
@@ -100,7 +100,9 @@ SELECT is(
         UPDATE wallets SET balance = 25010 WHERE id = %1$s;
     $$, pg_temp.wallet_of('user_charlie', 'GOLD_COINS'), pg_temp.system_wallet('GOLD_COINS', 'TREASURY'))),
     ARRAY[format('balance_chain_broken|900020|entry of wallet %s records balance_after 25011, the running sum is 25010',
-                 pg_temp.wallet_of('user_charlie', 'GOLD_COINS'))],
+                 pg_temp.wallet_of('user_charlie', 'GOLD_COINS')),
+          -- (with the triggers off, the transaction did not enter the event inbox either)
+          'event_missing|00000000-0000-0000-0000-0000000000d1|TOPUP v_chain of user_charlie: neither numbered as an event nor in the event inbox'],
     'an entry whose balance_after is not the running sum: balance_chain_broken');
 
 SELECT is(
@@ -179,7 +181,10 @@ SELECT is(
                         e.id, e.wallet_id, e.transaction_id, t.reference_id)
             FROM ledger_entries e JOIN transactions t ON t.id = e.transaction_id
            WHERE e.wallet_id = pg_temp.wallet_of('user_alice', 'GOLD_COINS') AND t.reference_id <> 'init_alice_gold_001'
-           ORDER BY 1),
+           ORDER BY 1)
+    -- (with the foreign keys off, its event inbox row stayed behind)
+    || ARRAY(SELECT format('event_mismatch|inbox %s|inbox row of transaction %s, which does not exist', i.seq, i.transaction_id)
+               FROM event_inbox i WHERE i.transaction_id = pg_temp.tx('init_alice_gold_001')),
     'a transaction deleted from the middle of a wallet''s history is caught by the next entry''s hash');
 
 SELECT is(
@@ -371,6 +376,71 @@ SELECT is(
     ARRAY['capture_without_hold|00000000-0000-0000-0000-00000000e008|CAPTURE v_lone_capture of 5 GOLD_COINS for user_alice has no captured hold'],
     'a CAPTURE posted without a hold: capture_without_hold');
 SET CONSTRAINTS ALL DEFERRED;
+
+-- ---------------------------------------------------------------- events
+
+SELECT ok(wallet_events_sequence() > 0, 'the transactions so far are numbered as events');
+SELECT is_empty('SELECT * FROM wallet_verify()', 'healthy with every transaction numbered');
+SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 1, 'v_ev_1', 'card'),
+                         wallet_topup('user_bob', 'GOLD_COINS', 2, 'v_ev_2', 'card')$$,
+    'two postings of one wallet wait in the event inbox');
+SELECT is_empty('SELECT * FROM wallet_verify()', 'healthy with transactions waiting in the inbox');
+SET CONSTRAINTS ALL IMMEDIATE;
+SET CONSTRAINTS ALL DEFERRED;
+
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;  -- an inbox row is deleted only once numbered (trigger)
+        DELETE FROM event_inbox WHERE transaction_id = pg_temp.tx('v_ev_1');
+    $$),
+    ARRAY[format('event_missing|%s|TOPUP v_ev_1 of user_bob: neither numbered as an event nor in the event inbox',
+                 pg_temp.tx('v_ev_1'))],
+    'a transaction in neither events nor the inbox: event_missing');
+
+SELECT is(
+    pg_temp.violations_after($$
+        INSERT INTO events (id, transaction_id, user_id)
+        VALUES ((SELECT max(id) + 1 FROM events), pg_temp.tx('v_ev_1'), 'user_bob');
+    $$),
+    ARRAY[format('event_duplicated|%s|TOPUP v_ev_1 of user_bob: numbered as event %s and still in the event inbox',
+                 pg_temp.tx('v_ev_1'), (SELECT max(id) + 1 FROM events))],
+    'a transaction both numbered and waiting: event_duplicated');
+
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;  -- events never change (trigger)
+        UPDATE events SET user_id = 'user_alice' WHERE transaction_id = pg_temp.tx('init_bob_gold_001');
+    $$),
+    ARRAY[(SELECT format('event_mismatch|%s|event of INITIAL_BALANCE init_bob_gold_001 names player user_alice, its transaction user_bob', id)
+             FROM events WHERE transaction_id = pg_temp.tx('init_bob_gold_001'))],
+    'an event naming another player than its transaction: event_mismatch');
+
+SELECT is(
+    pg_temp.violations_after($$
+        SET session_replication_role = replica;
+        UPDATE events SET id = id + 10 WHERE id = (SELECT max(id) FROM events);
+    $$),
+    ARRAY[(SELECT format('event_gap|%s|event %s comes after %s: %s to %s are missing', max(id) + 10, max(id) + 10,
+                         max(id) - 1, max(id), max(id) + 9) FROM events)],
+    'event ids with a gap: event_gap');
+
+SELECT is(
+    pg_temp.violations_after($$
+        -- the two waiting postings of bob's wallet numbered against their inbox order (the later one first)
+        INSERT INTO events (id, transaction_id, user_id)
+        SELECT (SELECT max(id) FROM events) + row_number() OVER (ORDER BY i.seq DESC), i.transaction_id, 'user_bob'
+          FROM event_inbox i;
+        DELETE FROM event_inbox;
+    $$),
+    ARRAY[(SELECT format('event_order|%s|event %s (TOPUP v_ev_1) moves wallet %s with entry %s, but the earlier event %s moved it with the later entry %s',
+                         max(ev.id) + 2, max(ev.id) + 2, pg_temp.wallet_of('user_bob', 'GOLD_COINS'),
+                         (SELECT id FROM ledger_entries WHERE transaction_id = pg_temp.tx('v_ev_1') AND balance_after IS NOT NULL),
+                         max(ev.id) + 1,
+                         (SELECT id FROM ledger_entries WHERE transaction_id = pg_temp.tx('v_ev_2') AND balance_after IS NOT NULL))
+             FROM events ev)],
+    'one wallet''s events against its entries'' order: event_order');
+SELECT is(wallet_events_sequence(), 2, 'numbered in order, the two waiting postings ...');
+SELECT is_empty('SELECT * FROM wallet_verify()', '... leave the ledger healthy');
 
 -- the hash renders timestamps in UTC: postings and checks in other time zones agree
 SET LOCAL TimeZone = 'Pacific/Kiritimati';

@@ -3,7 +3,8 @@
 The load is one INSERT ... SELECT generate_series per chunk, with triggers (and the foreign-key triggers) off
 through session_replication_role = replica, writing data the triggers would have accepted: every
 transaction is two entries summing to zero, every player entry continues its wallet's balance_after chain,
-every stored balance equals the wallet's newest balance_after. wallet_verify() proves it on the smaller sizes.
+every stored balance equals the wallet's newest balance_after, every transaction is numbered as an event.
+wallet_verify() proves it on the smaller sizes.
 
 Transaction n (1, 2, ...): every 10th belongs to the whale (`growth_whale`, the player whose history is read),
 the others go round-robin over `growth_1` .. `growth_<players>`. A player's k-th transaction is a top-up of
@@ -58,6 +59,13 @@ SELECT {base} + 2 * g.n - 1 + leg.system::int, md5('growth-' || g.n)::uuid,
  ORDER BY 1
 """
 
+# every transaction numbered as an event (what the event inbox trigger and wallet_events_sequence would do)
+_INSERT_EVENTS = """
+INSERT INTO events (id, transaction_id, user_id)
+SELECT {events} + g.n, md5('growth-' || g.n)::uuid, g.user_id
+  FROM ({plan}) g
+"""
+
 # stored balance = the balance after each player's last transaction (closed form of the count)
 _UPDATE_BALANCES = """
 UPDATE wallets w SET balance = (x.k + 1) / 2 * 100 - x.k / 2 * 40, updated_at = now()
@@ -85,6 +93,7 @@ class Ledger:
                 (WHALE, players),
             )
             (self.base,) = conn.execute("SELECT coalesce(max(id), 0) FROM ledger_entries").fetchall()[0]
+            (self.events,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchall()[0]
             self.system: dict[str, int] = {
                 kind: wallet_id
                 for kind, wallet_id in conn.execute(
@@ -103,6 +112,7 @@ class Ledger:
                 plan = _PLAN.format(R=self.players, first=first, last=last)
                 with conn.transaction():
                     conn.execute(_INSERT_TRANSACTIONS.format(plan=plan))
+                    conn.execute(_INSERT_EVENTS.format(plan=plan, events=self.events))
                     conn.execute(
                         _INSERT_ENTRIES.format(
                             plan=plan, base=self.base, treasury=self.system["TREASURY"], revenue=self.system["REVENUE"]
