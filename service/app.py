@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from service import docs, handlers
-from service.appkeys import POOL, RETRIES
+from service import docs, events, handlers, metrics
+from service.appkeys import ACCESS_LOG, METRICS, POOL, RETRIES
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.database import session_options
 from service.limits import MAX_BODY_BYTES
@@ -42,9 +42,11 @@ ROUTES = [
     web.post(f"{API}/holds/{REFERENCE_ID}/capture", handlers.capture, name="capture"),
     web.post(f"{API}/holds/{REFERENCE_ID}/void", handlers.void, name="void"),
     web.get(f"{API}/transactions/{REFERENCE_ID}", handlers.transaction, allow_head=False, name="getTransaction"),
+    web.get(f"{API}/events", events.stream, allow_head=False, name="getEvents"),
     web.get(f"{API}/openapi.json", docs.openapi, allow_head=False, name="openapi"),
     web.get(f"{API}/docs", docs.page, allow_head=False, name="docs"),
     web.get(f"{API}/docs/{{name}}", docs.asset, allow_head=False, name="docsAsset"),
+    web.get("/metrics", metrics.handler, allow_head=False, name="metrics"),
 ]
 
 
@@ -55,9 +57,12 @@ def create_app(
     pool_min_size: int = 2,
     pool_max_size: int = 10,
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    metrics_on: bool = True,
+    access_log: bool = True,
 ) -> web.Application:
     """The wallet API on database_url (already migrated; in production a login holding only wallet_app); the
-    pool opens and closes with the app."""
+    pool opens and closes with the app, and so does the event hub (service/events.py). metrics_on: count
+    requests, database calls and postings, and serve GET /metrics; access_log: one log line per request."""
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
@@ -82,7 +87,11 @@ def create_app(
         middlewares=[request_context, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     app[RETRIES] = retries
+    app[METRICS] = metrics_on
+    app[ACCESS_LOG] = access_log
     app[KEY_CACHE] = KeyCache()
     app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(metrics.pool_gauges_ctx)  # after the pool: workers write their pool gauges
+    app.cleanup_ctx.append(events.hub_ctx)  # after the pool: the hub stops before the pool closes
     app.add_routes(ROUTES)
     return app

@@ -48,6 +48,7 @@ SCOPES: dict[str, str] = {
     "getHistory": "read",
     "getTransaction": "read",
     "getHold": "read",
+    "getEvents": "read",
     "topup": "topup",
     "bonus": "bonus",
     "spend": "spend",
@@ -57,7 +58,7 @@ SCOPES: dict[str, str] = {
     "void": "spend",
     "reverse": "reverse",
 }
-OPEN: frozenset[str] = frozenset({"health", "openapi", "docs", "docsAsset"})
+OPEN: frozenset[str] = frozenset({"health", "openapi", "docs", "docsAsset", "metrics"})
 
 # what wallet_key_create hands out: anything else is refused without a database call
 SECRET_FORMAT = re.compile(r"wsk_[0-9a-f]{64}")

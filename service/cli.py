@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 
-from service import schema
+from service import logs, schema
 from service.config import Config, database_url
 
 SCOPES = ("read", "topup", "bonus", "spend", "reverse", "admin")  # the wallet_scope enum (sql/0004.trust.sql)
@@ -85,9 +84,18 @@ def cmd_keys_revoke(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    workers = config.workers if args.workers is None else args.workers
+    if workers < 1:
+        print("wallet-service serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if workers > 1 and config.metrics:
+        # before prometheus_client is first imported: it picks its multiprocess value class at import time
+        from service import metrics_dir
+
+        metrics_dir.prepare()
     from service import server
 
-    return server.serve(config, host=args.host, port=args.port)
+    return server.serve(config, host=args.host, port=args.port, workers=workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to listen on (default: $HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (default: $PORT or 3000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (default: $WALLET_WORKERS or 1); each has its own connection pool",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser(
@@ -209,7 +222,7 @@ def run_dev_command(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DEV_COMMANDS:
         return run_dev_command(argv[0], argv[1:])

@@ -17,6 +17,9 @@ class Config:
     pool_min_size: int
     pool_max_size: int
     retries: int  # extra attempts after a lock timeout, deadlock or serialization failure
+    workers: int  # serve: processes sharing the port (each with its own pool of pool_max_size connections)
+    metrics: bool  # GET /metrics and the request/database instruments (WALLET_METRICS=off: neither)
+    access_log: bool  # one JSON log line per request (WALLET_ACCESS_LOG=off: none)
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Config:
@@ -33,7 +36,20 @@ class Config:
             pool_min_size=int(env.get("WALLET_POOL_MIN_SIZE", "2")),
             pool_max_size=int(env.get("WALLET_POOL_MAX_SIZE", "10")),
             retries=int(env.get("WALLET_RETRIES", "3")),
+            workers=int(env.get("WALLET_WORKERS", "1")),
+            metrics=_switch(env.get("WALLET_METRICS", "on"), "WALLET_METRICS"),
+            access_log=_switch(env.get("WALLET_ACCESS_LOG", "on"), "WALLET_ACCESS_LOG"),
         )
+
+
+def _switch(value: str, name: str) -> bool:
+    """on/off, true/false, 1/0, yes/no (any case); anything else is a configuration error, not a guess."""
+    word = value.strip().lower()
+    if word in ("on", "true", "1", "yes"):
+        return True
+    if word in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {value!r}")
 
 
 def database_url(config: Config) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Hashable, Iterable
@@ -18,8 +19,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from service import metrics
 from service.api_errors import DB_ERRORS, RETRY_AFTER_SECONDS, ApiError, connection_lost, retryable
-from service.appkeys import POOL, RETRIES
+from service.appkeys import METRICS, POOL, RETRIES
 from service.limits import STATEMENT_TIMEOUT_MS, WALLET_CONCURRENCY, WALLET_DEADLINE_SECONDS, WALLET_QUEUE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -157,20 +159,41 @@ async def fetch(
     wallets: the wallets a call of several wallets locks, (user_id, asset_code) each (a purchase): it takes a
       slot of each one's gate, in ascending order (so two such calls never wait for each other's slots
       crosswise), under the same deadline.
+    With the app's metrics on, the call's duration (gate, pool wait, statement, retries) is observed by
+    wallet function, and each retry is counted by SQLSTATE (service/metrics.py).
     """
-    pool = request.app[POOL]
-    retries = request.app[RETRIES]
+    app = request.app
+    if not app[METRICS]:
+        return await _fetch(app[POOL], app[RETRIES], False, sql, params, timeout, wallet, wallets)
+    started = time.perf_counter()
+    try:
+        return await _fetch(app[POOL], app[RETRIES], True, sql, params, timeout, wallet, wallets)
+    finally:
+        metrics.db_call_done(sql, time.perf_counter() - started)
+
+
+async def _fetch(
+    pool: AsyncConnectionPool,
+    retries: int,
+    count: bool,
+    sql: str,
+    params: dict[str, Any] | None,
+    timeout: float | None,
+    wallet: Hashable | None,
+    wallets: Iterable[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    """fetch() itself; count: the retries are counted (the app's metrics are on)."""
     keys: list[Hashable] = [wallet] if wallet is not None else []
     keys += sorted(set(wallets))
     if not keys:
-        return await _attempts(pool, retries, sql, params, timeout)
+        return await _attempts(pool, retries, count, sql, params, timeout)
     deadline = asyncio.get_running_loop().time() + WALLET_DEADLINE_SECONDS
     try:
         async with AsyncExitStack() as slots:
             for key in keys:
                 await slots.enter_async_context(gates_of(pool).slot(key, deadline))
             async with asyncio.timeout_at(deadline):
-                return await _attempts(pool, retries, sql, params, timeout)  # a pool wait is cut short too
+                return await _attempts(pool, retries, count, sql, params, timeout)  # a pool wait is cut short too
     except WalletBusy as exc:
         log.info("wallet %r refused: %s", keys, exc)
         raise _wallet_busy() from None
@@ -182,6 +205,7 @@ async def fetch(
 async def _attempts(
     pool: AsyncConnectionPool,
     retries: int,
+    count: bool,
     sql: str,
     params: dict[str, Any] | None,
     timeout: float | None,
@@ -199,19 +223,23 @@ async def _attempts(
                         if attempt >= retries or not retryable(exc) or connection_lost(exc):
                             raise
                         attempt += 1
-                        _log_retry(exc, attempt, retries)
+                        _log_retry(exc, attempt, retries, count)
                         await _backoff(attempt)  # then again on this connection
         except psycopg.Error as exc:
             # a lost connection: the pool replaces it, the next attempt takes another one
             if attempt >= retries or not connection_lost(exc):
                 raise
             attempt += 1
-            _log_retry(exc, attempt, retries)
+            _log_retry(exc, attempt, retries, count)
             await _backoff(attempt)
 
 
-def _log_retry(exc: psycopg.Error, attempt: int, retries: int) -> None:
-    log.info("retrying after %s (attempt %d of %d)", exc.sqlstate or type(exc).__name__, attempt, retries)
+def _log_retry(exc: psycopg.Error, attempt: int, retries: int, count: bool) -> None:
+    """Every retry is logged (with its request's id) and, with the metrics on, counted by SQLSTATE."""
+    state = exc.sqlstate or type(exc).__name__
+    log.info("retrying after %s (attempt %d of %d)", state, attempt, retries)
+    if count:
+        metrics.retried(state)
 
 
 async def _backoff(attempt: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from psycopg.types.json import Jsonb
 
-from service import validation
+from service import metrics, validation
 from service.appkeys import ACTOR
 from service.cursor import encode_cursor
 from service.database import fetch
@@ -78,9 +78,11 @@ def _answer(body: dict[str, Any], replayed: bool, status: int = 201) -> web.Resp
     return web.json_response(body, status=status)
 
 
-def _posted(rows: list[dict[str, Any]]) -> web.Response:
+def _posted(request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
     """201 with the posting, or 200 with Idempotent-Replayed when the key had already posted it."""
     (row,) = rows
+    if not row["replayed"]:
+        metrics.posted(request.app, row["transaction_type"], row["asset_code"])
     body = {
         "transaction_id": str(row["transaction_id"]),
         "user_id": row["user_id"],
@@ -103,7 +105,7 @@ async def topup(request: web.Request) -> web.Response:
         args,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
-    return _posted(rows)
+    return _posted(request, rows)
 
 
 async def bonus(request: web.Request) -> web.Response:
@@ -116,7 +118,7 @@ async def bonus(request: web.Request) -> web.Response:
         args,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
-    return _posted(rows)
+    return _posted(request, rows)
 
 
 async def spend(request: web.Request) -> web.Response:
@@ -129,7 +131,7 @@ async def spend(request: web.Request) -> web.Response:
         args,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
-    return _posted(rows)
+    return _posted(request, rows)
 
 
 async def balance(request: web.Request) -> web.Response:
@@ -247,10 +249,13 @@ def _hold_gate(reference_id: str) -> tuple[None, str, str]:
     return (None, "hold", reference_id)
 
 
-def _legs_posted(rows: list[dict[str, Any]], field: str) -> web.Response:
+def _legs_posted(request: web.Request, rows: list[dict[str, Any]], field: str) -> web.Response:
     """The answer to a purchase or a reversal (one row per leg): the transaction, its own `field` (item_id or
     original_reference_id), and each asset it moved (asset order) with the player's balance in it right after."""
     first = rows[0]
+    if not first["replayed"]:
+        for r in rows:
+            metrics.posted(request.app, first["transaction_type"], r["asset_code"])
     body = {
         "transaction_id": str(first["transaction_id"]),
         "user_id": first["user_id"],
@@ -273,7 +278,7 @@ async def purchase(request: web.Request) -> web.Response:
         args,
         wallets=wallets,
     )
-    return _legs_posted(rows, "item_id")
+    return _legs_posted(request, rows, "item_id")
 
 
 async def reverse(request: web.Request) -> web.Response:
@@ -286,7 +291,7 @@ async def reverse(request: web.Request) -> web.Response:
         args,
         wallet=_reversals_of(args["original_reference_id"]),
     )
-    return _legs_posted(rows, "original_reference_id")
+    return _legs_posted(request, rows, "original_reference_id")
 
 
 async def hold(request: web.Request) -> web.Response:
@@ -324,6 +329,8 @@ async def capture(request: web.Request) -> web.Response:
         wallet=_hold_gate(args["reference_id"]),
     )
     (row,) = rows
+    if not row["replayed"]:
+        metrics.posted(request.app, row["transaction_type"], row["asset_code"])
     body = {
         "transaction_id": str(row["transaction_id"]),
         "user_id": row["user_id"],

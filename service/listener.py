@@ -81,7 +81,8 @@ def _refusal() -> bytes:
 # release changes them):
 # - web.AppRunner._make_server() builds the web.Server that is the protocol factory; _Runner wraps it.
 # - web.Server keeps its loop and RequestHandler kwargs in _loop and _kwargs; _Server rebuilds the same one.
-# - RequestHandler: a _waiter that is pending means it waits for (the rest of) a request, with none in
+# - RequestHandler: _manager is the web.Server that made it; a _waiter that is pending means it waits for
+#   (the rest of) a request, with none in
 #   progress (the state aiohttp's own keep-alive timer closes); handle_error() builds the answer to a
 #   request its parser refused, and to an exception that escaped every middleware.
 # - web.BaseSite (public, for custom sites): a subclass sets _server, uses _runner and _backlog, as
@@ -103,14 +104,16 @@ class _Handler(web.RequestHandler):
     ) -> web.StreamResponse:
         if request.writer.output_size > 0:  # as aiohttp does: an answer has begun, the connection is broken
             raise ConnectionError("the response has begun: no error response can follow")
-        return protocol_error_response(status, exc, request.remote)
+        server = self._manager
+        app = server.app if isinstance(server, _Server) else None
+        return protocol_error_response(status, exc, request.remote, app)
 
 
 class _Server(web.Server):
     """aiohttp's Server with _Handler connections, and the count of every client socket the process holds:
     counted connections, evicted ones not closed yet, accepted ones not connected yet."""
 
-    def __init__(self, base: web.Server, limit: int) -> None:
+    def __init__(self, base: web.Server, limit: int, app: web.Application | None = None) -> None:
         super().__init__(
             base.request_handler,
             request_factory=base.request_factory,
@@ -119,6 +122,7 @@ class _Server(web.Server):
             **base._kwargs,
         )
         self.limit = limit
+        self.app = app  # whose switches decide whether a request the parser refused is counted and logged
         self._open: dict[web.RequestHandler, None] = {}  # oldest first
         self._closing: set[web.RequestHandler] = set()  # evicted, until their connection_lost
         self.pending = 0  # accepted sockets not connected to a handler yet
@@ -167,7 +171,7 @@ class _Runner(web.AppRunner):
         self.limit = limit
 
     async def _make_server(self) -> web.Server:
-        return _Server(await super()._make_server(), self.limit)
+        return _Server(await super()._make_server(), self.limit, self.app)
 
 
 class _Listening(asyncio.AbstractServer):
@@ -268,12 +272,50 @@ class _Listening(asyncio.AbstractServer):
         pass
 
 
-class _Site(web.BaseSite):
-    """web.TCPSite, with _Listening in place of asyncio's server."""
+def _bind_all(infos: list[tuple[Any, ...]], backlog: int) -> list[socket.socket]:
+    """A listening, non-blocking socket per address of getaddrinfo's `infos` (SO_REUSEADDR; an IPv6 socket
+    takes IPv6 only, the IPv4 one has its own); all closed again if one fails."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
-    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, backlog: int) -> None:
+
+def bind(host: str | None, port: int, backlog: int = LISTEN_BACKLOG) -> list[socket.socket]:
+    """The listening sockets of host:port (port 0: a free one), bound as a _Site binds its own: for `serve
+    --workers N`, whose parent binds once and whose workers serve them (make_site's `sockets`)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return _bind_all(infos, backlog)
+
+
+class _Site(web.BaseSite):
+    """web.TCPSite, with _Listening in place of asyncio's server; on sockets of its own, or on listening
+    sockets bound already (by another process, which may accept on them too: the accept loop takes an
+    EAGAIN as "another process won the race")."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        backlog: int,
+        sockets: list[socket.socket] | None = None,
+    ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port = host, port
+        self._sockets = sockets
 
     @property
     def port(self) -> int:
@@ -290,24 +332,15 @@ class _Site(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert isinstance(server, _Server), "a _Site serves a runner made by make_runner"
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            self._host or None, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        sockets: list[socket.socket] = []
-        try:
-            for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(address)
-                sock.listen(self._backlog)
-                sock.setblocking(False)
-        except OSError:
+        if self._sockets is not None:
+            sockets = self._sockets
             for sock in sockets:
-                sock.close()
-            raise
+                sock.setblocking(False)
+        else:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                self._host or None, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            sockets = _bind_all(infos, self._backlog)
         self._server = _Listening(sockets, server, self._backlog)
 
 
@@ -327,9 +360,10 @@ def make_runner(app: web.Application, *, max_connections: int = MAX_CONNECTIONS)
     )
 
 
-def make_site(runner: web.AppRunner, host: str | None, port: int) -> _Site:
-    """Where a runner made by make_runner listens: host:port (port 0: a free one, see .port)."""
-    return _Site(runner, host, port, LISTEN_BACKLOG)
+def make_site(runner: web.AppRunner, host: str | None, port: int, sockets: list[socket.socket] | None = None) -> _Site:
+    """Where a runner made by make_runner listens: host:port (port 0: a free one, see .port), or `sockets`,
+    listening sockets bound already (see bind); the site closes them when it stops."""
+    return _Site(runner, host, port, LISTEN_BACKLOG, sockets)
 
 
 def open_connections(runner: web.AppRunner) -> int:
@@ -346,13 +380,15 @@ async def serve(
     stop: asyncio.Event,
     *,
     max_connections: int = MAX_CONNECTIONS,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
-    """Serve app on host:port until `stop` is set: then stop accepting, let in-flight requests finish (up to
-    the shutdown timeout), and run the app's cleanup (which closes the connection pool)."""
+    """Serve app on host:port (or on `sockets`, bound already) until `stop` is set: then stop accepting, let
+    in-flight requests finish (up to the shutdown timeout), and run the app's cleanup (which closes the
+    connection pool)."""
     runner = make_runner(app, max_connections=max_connections)
     await runner.setup()
     try:
-        site = make_site(runner, host, port)
+        site = make_site(runner, host, port, sockets)
         await site.start()
         on_ready(f"serving on {site.name}")
         await stop.wait()
@@ -360,24 +396,44 @@ async def serve(
         await runner.cleanup()
 
 
-def run(app: web.Application, host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve app until SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to the shutdown
-    timeout), then run the app's cleanup (which closes the connection pool). First raises the open-file
-    limit, and sizes the connection limit to it."""
+def prepare_connection_limit() -> int:
+    """Raise the open-file limit (raise_open_file_limit), log it, and return the connection limit it
+    allows. `serve --workers N` calls it once, in the parent: its workers inherit the raised limit."""
     open_files = raise_open_file_limit()
     limit = connection_limit(open_files)
     log.info(
-        "open-file limit %s: at most %d client connections; idle ones closed after %g s",
+        "open-file limit %s: at most %d client connections per process; idle ones closed after %g s",
         "unlimited" if open_files == resource.RLIM_INFINITY else open_files,
         limit,
         KEEPALIVE_TIMEOUT_SECONDS,
     )
+    return limit
+
+
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    *,
+    sockets: list[socket.socket] | None = None,
+    max_connections: int | None = None,
+) -> None:
+    """Serve app until SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to the shutdown
+    timeout), then run the app's cleanup (which closes the connection pool). Unless given max_connections,
+    first raises the open-file limit and sizes the connection limit to it (prepare_connection_limit).
+
+    `sockets`: serve these listening sockets, bound already (by the parent of `serve --workers N`), instead of
+    binding host:port. SIGTERM and SIGINT are unblocked once their handlers are installed: a worker starts
+    with them blocked, so that one sent while it starts is not lost but drains it as soon as it can."""
+    limit = prepare_connection_limit() if max_connections is None else max_connections
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, host, port, on_ready, stop, max_connections=limit)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        await serve(app, host, port, on_ready, stop, max_connections=limit, sockets=sockets)
 
     asyncio.run(main())

@@ -1,5 +1,6 @@
-"""Request ids, the structured access log, the Server header, and THE error middleware (also the JSON answer
-to the errors aiohttp's HTTP parser finds before any middleware runs: see service/listener.py)."""
+"""Request ids, the request metrics, the structured access log, the Server header, and THE error middleware
+(also the JSON answer to the errors aiohttp's HTTP parser finds before any middleware runs: see
+service/listener.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from aiohttp import http_exceptions, web
 from aiohttp.typedefs import Handler
 from psycopg_pool import PoolTimeout
 
+from service import logs, metrics
 from service.api_errors import ApiError, from_db_error
-from service.appkeys import REQUEST_ID
-from service.handlers import SERVICE_NAME, now
+from service.appkeys import ACCESS_LOG, METRICS, REQUEST_ID
+from service.handlers import SERVICE_NAME
 from service.limits import MAX_ID_LENGTH
 
 access_log = logging.getLogger("service.access")
@@ -37,24 +39,36 @@ _HTTP_ERRORS = {
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give every request an id (the client's X-Request-Id if sane) and log one JSON line per request."""
+    """Give every request an id (the client's X-Request-Id if sane), seen by every line logged while it is
+    handled (service.logs.REQUEST_ID: aiohttp runs each request in a task of its own); count it (route,
+    status, duration, error code) and log its access line, each if the app's switch is on."""
     client_id = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = client_id if _CLIENT_REQUEST_ID.fullmatch(client_id) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
+    logs.REQUEST_ID.set(request_id)  # this request's task only: no reset needed, aiohttp's lines after us see it
     started = time.perf_counter()
     response = await handler(request)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    response.headers["Server"] = SERVER_HEADER
-    log_request(
-        request_id,
-        request.method,
-        request.path,
-        request.query_string or None,
-        response.status,
-        time.perf_counter() - started,
-        request.remote,
-        getattr(response, "error_code", None),
-    )
+    seconds = time.perf_counter() - started
+    headers = response.headers
+    headers[REQUEST_ID_HEADER] = request_id
+    headers["Server"] = SERVER_HEADER
+    app = request.app
+    error = getattr(response, "error_code", None)
+    route = request.match_info.route.name or metrics.UNMATCHED  # never the path: a bounded label
+    if app[METRICS]:
+        metrics.request_done(route, response.status, seconds, error)
+    if app[ACCESS_LOG]:
+        log_request(
+            request_id,
+            request.method,
+            request.path,
+            route,
+            request.query_string or None,
+            response.status,
+            seconds,
+            request.remote,
+            error,
+        )
     return response
 
 
@@ -62,28 +76,31 @@ def log_request(
     request_id: str,
     method: str | None,
     path: str | None,
+    route: str | None,
     query: str | None,
     status: int,
     seconds: float,
     remote: str | None,
     error: str | None,
 ) -> None:
-    """The access log's one JSON line for a request."""
+    """The access log's line for a request: its fields are fields of the log line's JSON object."""
     access_log.info(
-        json.dumps(
-            {
-                "ts": now(),
-                "event": "request",
-                "request_id": request_id,
-                "method": method,
-                "path": path,
-                "query": query,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-                "remote": remote,
-                "error": error,
-            }
-        )
+        "%s %s %d",
+        method or "-",  # none: a request aiohttp's parser refused
+        path or "-",
+        status,
+        extra={
+            "event": "request",
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "route": route,
+            "query": query,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "remote": remote,
+            "error": error,
+        },
     )
 
 
@@ -124,15 +141,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = from_db_error(exc)
         if error.status >= 500:
             log.warning(
-                "request %s failed: %s %s: %s",
-                request[REQUEST_ID],
+                "request failed: %s %s: %s",
                 error.code,
                 getattr(exc, "sqlstate", None) or type(exc).__name__,
                 exc,
             )
         return error_response(error)
     except Exception:
-        log.exception("request %s failed", request[REQUEST_ID])
+        log.exception("request failed")
         return error_response(ApiError(500, "INTERNAL_ERROR", "internal error"))
 
 
@@ -168,15 +184,23 @@ def protocol_error(status: int, exc: BaseException | None) -> ApiError:
     return ApiError(500, "INTERNAL_ERROR", "internal error", headers={"Connection": "close"})
 
 
-def protocol_error_response(status: int, exc: BaseException | None, remote: str | None) -> web.Response:
+def protocol_error_response(
+    status: int, exc: BaseException | None, remote: str | None, app: web.Application | None = None
+) -> web.Response:
     """protocol_error as a response with a fresh request id and the Server header, logged like any request
-    (one access-log line; a traceback only for a 500, which is a bug)."""
+    (one access-log line; a traceback only for a 500, which is a bug), every line of it with that request id
+    (aiohttp calls this in the request's own task). `app`, when given, decides as for any request whether it
+    is counted (route `unmatched`) and logged; without it, it is logged and not counted."""
+    request_id = uuid.uuid4().hex
+    logs.REQUEST_ID.set(request_id)
     error = protocol_error(status, exc)
     if error.status >= 500:
         log.error("request from %s failed outside the middlewares", remote, exc_info=exc)
     response = error_response(error)
-    request_id = uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     response.headers["Server"] = SERVER_HEADER
-    log_request(request_id, None, None, None, error.status, 0.0, remote, error.code)
+    if app is not None and app.get(METRICS, False):
+        metrics.request_done(metrics.UNMATCHED, error.status, 0.0, error.code)
+    if app is None or app.get(ACCESS_LOG, True):
+        log_request(request_id, None, None, metrics.UNMATCHED, None, error.status, 0.0, remote, error.code)
     return response

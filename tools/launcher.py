@@ -46,8 +46,9 @@ class ServeTimeout(ServeError):
 
 
 class Serve:
-    """`<command> serve --host HOST --port PORT` with `env` (default: this process's environment), its
-    stdout and stderr appended to `log_path`. start() may be called again after kill() or stop()."""
+    """`<command> serve --host HOST --port PORT [ARGS...]` with `env` (default: this process's environment),
+    its stdout and stderr appended to `log_path`; `args` are more serve arguments (e.g. ["--workers", "2"]).
+    start() may be called again after kill() or stop()."""
 
     def __init__(
         self,
@@ -57,12 +58,14 @@ class Serve:
         port: int = 0,
         host: str = "127.0.0.1",
         command: Sequence[str] = PYTHON_MODULE,
+        args: Sequence[str] = (),
     ):
         self.log_path = log_path
         self.env = dict(os.environ if env is None else env)
         self.host = host
         self.port = port or free_port(host)
         self.command = [str(part) for part in command]
+        self.args = [str(arg) for arg in args]
         self.origin = f"http://{host}:{self.port}"
         self.base = self.origin + API
         self.proc: subprocess.Popen[bytes] | None = None
@@ -79,6 +82,15 @@ class Serve:
             raise RuntimeError("wallet-service serve was never started")
         return self.proc.pid
 
+    def workers(self) -> list[int]:
+        """The pids of its child processes: the workers of `serve --workers N` (N > 1), none otherwise."""
+        import psutil
+
+        try:
+            return [child.pid for child in psutil.Process(self.pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
     def start(self, timeout: float = STARTUP_SECONDS) -> Serve:
         """Start it and wait until GET /health answers 200. Raises ServeExited if it exits first, or
         ServeTimeout (after killing it) if the deadline passes."""
@@ -87,7 +99,7 @@ class Serve:
         deadline = time.monotonic() + timeout
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [*self.command, "serve", "--host", self.host, "--port", str(self.port)],
+                [*self.command, "serve", "--host", self.host, "--port", str(self.port), *self.args],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

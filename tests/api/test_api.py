@@ -373,9 +373,9 @@ async def test_request_id_is_echoed_or_generated_and_logged(client, caplog):
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
     hostile = (await client.get("/api/v1/health", headers={"X-Request-Id": "a b\tc"})).headers["X-Request-Id"]
     assert hostile != "a b\tc" and re.fullmatch(r"[0-9a-f]{32}", hostile)
-    import json
-
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "service.access"]
+    # the access line's fields are attributes of its record (the JSON formatter writes them as fields)
+    lines = [vars(rec) for rec in caplog.records if rec.name == "service.access"]
     assert {"abc-123", generated} <= {line["request_id"] for line in lines}
     nf = next(line for line in lines if line["request_id"] == generated)
     assert nf["status"] == 404 and nf["error"] == "NOT_FOUND" and nf["path"] == "/api/v1/nope"
+    assert nf["event"] == "request" and nf["route"] == "unmatched" and nf["method"] == "GET"

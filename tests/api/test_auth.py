@@ -62,6 +62,8 @@ ROUTES: list[tuple[str, str, str, Any, str, int]] = [
     ("getHold", "GET", f"{API}/holds/no_such_hold", None, "read", 404),
     ("capture", "POST", f"{API}/holds/no_such_hold/capture", None, "spend", 404),
     ("void", "POST", f"{API}/holds/no_such_hold/void", None, "spend", 404),
+    # an id past the newest event: answered (400) without opening a stream (tests/api/test_events.py streams)
+    ("getEvents", "GET", f"{API}/events?last_event_id=999999", None, "read", 400),
 ]
 ROUTE_IDS = [r[0] for r in ROUTES]
 

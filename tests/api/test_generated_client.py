@@ -315,10 +315,20 @@ async def test_the_generated_client_performs_every_operation(generated, aiohttp_
         (gold,) = r.parsed.balances
         assert (gold.balance, gold.last_updated, gold.held) == (0, None, UNSET)
 
+        # the event stream never ends (a generated client reads a whole body: tests/api/test_events.py streams
+        # it); its answers that do end are typed: an id past the newest event, in the header or the query
+        r = await call("getEvents", user_id="user_alice", last_event_id_header="999999")
+        assert r.status_code == 400 and isinstance(r.parsed, models.ValidationError)
+        assert [e.field for e in r.parsed.error.details.errors] == ["last_event_id"]
+        r = await call("getEvents", last_event_id_query="x")
+        assert r.status_code == 400 and isinstance(r.parsed, models.ValidationError)
+
     # no key: the open operations answer, the others are a typed 401
     async with generated.Client(base_url=base_url, raise_on_unexpected_status=True) as c:
         r = await call("health")
         assert r.status_code == 200
+        r = await call("getEvents")
+        assert r.status_code == 401 and isinstance(r.parsed, models.UnauthenticatedError)
         r = await call("getBalance", "user_alice")
         assert r.status_code == 401 and isinstance(r.parsed, models.UnauthenticatedError)
         assert r.headers["WWW-Authenticate"] == "Bearer"

@@ -33,6 +33,9 @@ BASE = app_module.API
 METHODS = ("get", "post", "put", "patch", "delete")
 # The docs page and its assets are routes of the app but not operations of the API (tests/api/test_docs_page.py)
 DOCS_PAGE_ROUTES = {("get", "/docs"), ("get", "/docs/{name}")}
+# GET /metrics (Prometheus text format, for the operators' scraper) is outside the API's base path: not an
+# operation of the document (README, "Operating")
+OUTSIDE_THE_API = {"/metrics"}
 
 
 def app_routes() -> set[tuple[str, str]]:
@@ -41,6 +44,8 @@ def app_routes() -> set[tuple[str, str]]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
+        if path in OUTSIDE_THE_API:
+            continue
         assert path is not None and path.startswith(BASE + "/"), (route, info)
         out.add((route.method.lower(), path[len(BASE) :]))
     return out
@@ -255,6 +260,7 @@ def test_every_route_is_named_after_its_operation():
     names = {route.name for route in app_module.create_app("postgresql://unused").router.routes() if route.name} - {
         "docs",
         "docsAsset",
+        "metrics",
     }
     assert names == {op["operationId"] for _, _, op in operations()}
 

@@ -200,7 +200,8 @@ def test_serve_with_embedded_postgres_keeps_data_across_restarts(embedded_env, t
     assert re.search(r"embedded PostgreSQL: data in .*pgdata.*connect with: \S*psql 'postgresql://", log)
     assert "connection pool closed" in log
     assert not (Path(embedded_env["WALLET_DATA_DIR"]) / "postmaster.pid").exists()  # PostgreSQL stopped too
-    access = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in log.splitlines()]  # every line is one JSON object
+    access = [line for line in lines if line.get("event") == "request"]
     assert any(a["path"] == "/api/v1/wallets/topup" and a["status"] == 201 and a["request_id"] for a in access)
 
     server = serve(tmp_path / "serve2.log", embedded_env, port)
@@ -326,7 +327,8 @@ def test_serve_with_database_url_never_starts_a_server(db_url, app_url, tmp_path
 def test_serve_as_a_superuser_warns_loudly(db_url, tmp_path):
     server = serve(tmp_path / "serve.log", database_url_env(db_url, tmp_path))
     assert server.stop(WAIT_SECONDS) == 0
-    warnings = [line for line in (tmp_path / "serve.log").read_text().splitlines() if " WARNING " in line]
+    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]
+    warnings = [line["message"] for line in lines if line["level"] == "WARNING"]
     assert any("SECURITY: the service connects as role postgres, which is a SUPERUSER" in w for w in warnings)
     assert any("GRANT wallet_app TO wallet_service" in w for w in warnings)
 
