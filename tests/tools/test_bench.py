@@ -1,6 +1,7 @@
 """`wallet-service bench` end to end on tiny sizes: its own PostgreSQL, pgbench, wrk against the real
-service, two small ledgers; the report and the chart come out with plausible, non-zero numbers.
-(No timing assertions: speed is what the benchmark reports, not what a test checks.)"""
+service (one worker, and the top-ups also against `serve --workers 2`), two small ledgers; the report and the
+chart come out with plausible, non-zero numbers. (No timing assertions: speed is what the benchmark reports,
+not what a test checks.)"""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def test_bench_writes_report_and_chart(tmp_path):
     levels = {(row[0], row[1].split(" (")[0]) for row in throughput}
     assert ("SQL", "tpcb-like") in levels and ("SQL", "top-ups, many players") in levels
     assert ("HTTP", "read-heavy mix") in levels
+    # the top-ups on one worker and on two, one row each, side by side
+    http_scenarios = [row[1] for row in throughput if row[0] == "HTTP"]
+    top_ups = http_scenarios.index("top-ups, many players")
+    assert http_scenarios[top_ups + 1] == "top-ups, many players, 2 workers", http_scenarios
     for level in ("SQL", "HTTP"):  # POST /wallets/purchase: 2 assets, 1 of each
         purchase = next(row for row in throughput if row[:2] == [level, "purchases of 2 assets, many players"])
         assert float(purchase[2]) > 0 and int(purchase[7]) > 0 and int(purchase[6]) == 0, purchase
@@ -79,6 +84,16 @@ def test_bench_writes_report_and_chart(tmp_path):
     ratio = targets["SQL purchases of 2 assets vs tpcb-like (reported, no target)"]
     assert re.match(r"[1-9]\d* / [1-9]\d* = \d+\.\d\dx; [1-9]\d* postings/s, PG CPU ", ratio), ratio
     assert float(ratio.split(" = ")[1].split("x")[0]) > 0, ratio
+
+    two = targets["HTTP top-ups: 2 workers vs 1 (reported, no target)"]
+    assert re.fullmatch(r"[1-9]\d* / [1-9]\d* = \d+\.\d\dx", two), two
+    assert "HTTP >= 0.5x SQL: top-ups, many players, 2 workers" in targets
+    assert "| HTTP service | serve --workers 1; top-ups also with --workers 2 |" in report
+    # the 2-worker rows really came from two workers (the one-worker service forked none)
+    two_log = (tmp_path / "work" / "service-2-workers.log").read_text()
+    assert "2 workers, each with its own pool" in two_log
+    assert len(re.findall(r"worker \d \(pid \d+\) serving", two_log)) == 2
+    assert "worker 1 (pid" not in (tmp_path / "work" / "service.log").read_text()
 
     png = (tmp_path / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000

@@ -25,6 +25,23 @@ SCENARIOS: dict[str, str] = {
 }
 
 
+# the scenario also measured against `serve --workers N` (N > 1), as "<scenario>, N workers"
+WORKERS_SCENARIO = "top-ups, many players"
+
+
+def workers_scenario(workers: int) -> str:
+    """The name of WORKERS_SCENARIO run against `serve --workers <workers>`."""
+    return f"{WORKERS_SCENARIO}, {workers} workers"
+
+
+def worker_counts(option: str) -> list[int]:
+    """The --http-workers option: the worker counts above 1 to measure WORKERS_SCENARIO with, in order."""
+    counts = [int(part) for part in option.split(",") if part.strip()]
+    if any(n < 1 for n in counts):
+        raise ValueError(f"--http-workers takes worker counts of at least 1, not {option!r}")
+    return list(dict.fromkeys(n for n in counts if n > 1))  # 1 worker: every scenario runs on one anyway
+
+
 def wrk_binary() -> str:
     """wrk, installed from Debian on first use if it is missing (needs root)."""
     found = shutil.which("wrk")
@@ -54,7 +71,8 @@ class Tally:
     # latency percentiles per round, weighted by requests when combined
     rounds: list[tuple[int, float, float, float]] | None = None
     server_cpu: float = 0.0  # seconds of the database server's CPU during the runs (own server only)
-    service_cpu: float = 0.0  # seconds of the service process's CPU during the runs
+    service_cpu: float = 0.0  # seconds of the service's CPU (every worker's) during the runs
+    workers: int = 1  # processes of `serve --workers N`
 
     def result(self, scenario: str) -> Result:
         rounds = self.rounds or []
@@ -62,7 +80,9 @@ class Tally:
         p50, p95, p99 = (sum(r[0] * r[i] for r in rounds) / total for i in (1, 2, 3))
         tps = self.requests / self.seconds if self.seconds else 0.0
         note = "" if len(rounds) <= 1 else "latency: request-weighted mean of the rounds' percentiles"
-        extra = {"service_cpu_ms": 1000 * self.service_cpu / self.requests} if self.requests else {}
+        extra: dict[str, float] = {"service_cpu_ms": 1000 * self.service_cpu / self.requests} if self.requests else {}
+        if self.workers > 1:
+            extra["workers"] = self.workers
         if self.server_cpu and self.requests:
             extra["server_cpu_ms"] = 1000 * self.server_cpu / self.requests
         return Result("HTTP", scenario, tps, self.requests, p50, p95, p99, self.errors, note=note, extra=extra)

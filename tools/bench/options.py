@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probe-seconds", type=float, default=3, help="seconds per latency probe (default 3)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP-level scenarios")
     parser.add_argument(
+        "--http-workers",
+        default="2",
+        help="also run the HTTP top-ups against `serve --workers N` for each N listed, beside the one-worker "
+        "runs of every HTTP scenario (comma separated; default 2; '' for none)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=Path("docs/benchmarks.md"), help="Markdown report (default docs/benchmarks.md)"
     )
     parser.add_argument(

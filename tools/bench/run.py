@@ -65,8 +65,10 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)  # migrations' INFO lines would break the progress bar
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     http = not args.no_http and httpload.service_available()
+    worker_counts = httpload.worker_counts(args.http_workers) if http else []
     per_round = args.duration / args.rounds
-    steps = (len(sqlload.SCENARIOS) + (len(httpload.SCENARIOS) if http else 0)) * args.rounds + 5 + 2 * len(sizes)
+    http_runs = len(httpload.SCENARIOS) + len(worker_counts) if http else 0
+    steps = (len(sqlload.SCENARIOS) + http_runs) * args.rounds + 5 + 2 * len(sizes)
     bar = tqdm(total=steps, desc="bench", unit="step", dynamic_ncols=True)
     tmp = None
     workdir = args.workdir
@@ -74,7 +76,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="wallet-bench-")
         workdir = Path(tmp.name)
     server = None if database_url else pgserver.BenchServer(workdir / "pgdata")
-    service: Serve | None = None
+    services: dict[int, Serve] = {}  # `serve --workers N` by N: 1, and each of --http-workers
     try:
         bar.set_description("starting PostgreSQL")
         base_url = str(database_url) if server is None else server.start()  # no server: DATABASE_URL given
@@ -98,12 +100,24 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
             if server is not None:
                 schema.ensure_app_login(wallet_url, SERVICE_LOGIN)
                 service_url = schema.login_url(wallet_url, SERVICE_LOGIN)
-            service = Serve(workdir / "service.log", env={**os.environ, "DATABASE_URL": service_url})
-            service.start(timeout=60)
+            env = {**os.environ, "DATABASE_URL": service_url}
+            for workers in (1, *worker_counts):
+                log = workdir / ("service.log" if workers == 1 else f"service-{workers}-workers.log")
+                services[workers] = Serve(log, env=env, args=["--workers", str(workers)]).start(timeout=60)
         statements_on = _reset_statements(wallet_url)
 
         sql_tallies = {name: sqlload.Tally() for name in sqlload.SCENARIOS}
-        http_tallies = {name: httpload.Tally() for name in httpload.SCENARIOS}
+        # (scenario, wrk script, service): every scenario on one worker, the top-ups on N workers right after
+        http_runs_per_round: list[tuple[str, str, Serve]] = []
+        http_tallies: dict[str, httpload.Tally] = {}
+        for name, wrk_script in httpload.SCENARIOS.items() if services else ():
+            http_runs_per_round.append((name, wrk_script, services[1]))
+            http_tallies[name] = httpload.Tally()
+            if name == httpload.WORKERS_SCENARIO:
+                for workers in worker_counts:
+                    scenario = httpload.workers_scenario(workers)
+                    http_runs_per_round.append((scenario, wrk_script, services[workers]))
+                    http_tallies[scenario] = httpload.Tally(workers=workers)
         statements: list[tuple] = []
         for round_no in range(args.rounds):
             for name, script in sqlload.SCENARIOS.items():
@@ -115,19 +129,19 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 bar.update()
             if round_no == 0:  # the SQL runs only: the HTTP runs that follow call the same functions
                 statements = _statements(wallet_url) if statements_on else []
-            if service is not None:
-                for name, wrk_script in httpload.SCENARIOS.items():
-                    bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
-                    cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.pid)
-                    httpload.run_wrk(
-                        service.origin, wrk_script, args.clients, per_round, args.players, key, http_tallies[name]
-                    )
-                    http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
-                    http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.pid) - service_cpu
-                    bar.update()
-        if service is not None:
+            for name, wrk_script, service in http_runs_per_round:
+                bar.set_description(f"round {round_no + 1}/{args.rounds} HTTP {name[:30]}")
+                # the service's CPU: the process's and (serve --workers N) its workers'
+                cpu, service_cpu = _cpu(server), pgserver.process_cpu_seconds(service.pid, children=True)
+                httpload.run_wrk(
+                    service.origin, wrk_script, args.clients, per_round, args.players, key, http_tallies[name]
+                )
+                http_tallies[name].server_cpu += _cpu(server, settle=True) - cpu
+                http_tallies[name].service_cpu += pgserver.process_cpu_seconds(service.pid, children=True) - service_cpu
+                bar.update()
+        for service in services.values():
             service.stop(timeout=15)
-            service = None
+        services = {}
         bar.set_description("wallet_verify on the bench players' ledger")
         ledger_check = sqlload.verify(wallet_url, args.verify_max)
         bar.update()
@@ -173,6 +187,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                     ("rounds", args.rounds),
                     ("clients", args.clients),
                     ("sizes", args.sizes),
+                    ("http-workers", args.http_workers or "''"),
                 )
             ),
             "elapsed": time.monotonic() - started,
@@ -195,6 +210,8 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 "seconds per scenario": args.duration,
                 "rounds": args.rounds,
                 "players": args.players,
+                "HTTP service": "serve --workers 1"
+                + "".join(f"; top-ups also with --workers {n}" for n in worker_counts),
                 "tpcb-like scale": args.scale,
                 "load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                 "wallet_verify on the bench players' ledger after the runs": ledger_check,
@@ -216,7 +233,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         return 0
     finally:
         bar.close()
-        if service is not None:
+        for service in services.values():
             service.stop(timeout=15)
         if server is not None:
             server.stop()
