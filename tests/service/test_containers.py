@@ -195,3 +195,5 @@ def test_compose_environment_is_what_the_service_reads():
     app = compose()["services"]["wallet-service"]
     config = Config.from_env({k: str(v) for k, v in app["environment"].items()})
     assert config.database_url is not None and config.port == 3000 and config.host == "0.0.0.0"
+    # the pools of all workers fit in postgres' default max_connections (100), with room for psql and migrate
+    assert config.workers >= 1 and config.workers * config.pool_max_size <= 50
