@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -325,3 +326,36 @@ def test_pools_larger_than_max_connections_are_warned_about(app_url, tmp_path):
     text = log.read_text()
     assert f"up to {2 * size} connections to PostgreSQL" in text
     assert f"may open {2 * size} connections, the PostgreSQL server allows max_connections = {max_connections}" in text
+
+
+def test_metrics_of_two_workers_are_summed_by_whichever_answers(db_url, app_url, tmp_path):
+    """As users run it: `serve --workers 2` prepares prometheus_client's multiprocess directory before it is
+    imported (service/cli.py), so a scrape answered by either worker counts the requests of both; the
+    directory is removed when serve stops."""
+    key = create_key(db_url, ["read"], "metrics-reader")
+    log = tmp_path / "serve.log"
+    before = set(Path(tempfile.gettempdir()).glob("wallet-service-metrics-*"))
+    server = start(log, database_url_env(app_url, tmp_path))
+
+    def balance_200s() -> float:
+        with urllib.request.urlopen(server.origin + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        found = re.search(r'^wallet_http_requests_total\{route="getBalance",status="200"\} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    try:
+        first, second = server.workers()
+        answers_alone(server, first, key, requests=3)
+        answers_alone(server, second, key, requests=4)
+        with stopped_all([second]):
+            assert balance_200s() == 7  # answered by the first worker: its 3 and the second's 4
+        with stopped_all([first]):
+            assert balance_200s() == 7
+        # the files of both workers' values, in the directory serve made for this run (tempfile's default place)
+        mine = [d for d in Path(tempfile.gettempdir()).glob("wallet-service-metrics-*") if d not in before]
+        assert len(mine) == 1, mine
+        multiproc_dir = mine[0]
+        assert {f"counter_{first}.db", f"counter_{second}.db"} <= {f.name for f in multiproc_dir.iterdir()}
+    finally:
+        assert server.stop(WAIT_SECONDS) == 0
+    assert not multiproc_dir.exists()
