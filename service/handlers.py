@@ -78,8 +78,9 @@ def _answer(body: dict[str, Any], replayed: bool, status: int = 201) -> web.Resp
     return web.json_response(body, status=status)
 
 
-def _posted(request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
-    """201 with the posting, or 200 with Idempotent-Replayed when the key had already posted it."""
+def _posted(request: web.Request, rows: list[dict[str, Any]], *extra: str) -> web.Response:
+    """201 with the posting (and the `extra` columns of its row, e.g. a capture's hold_reference_id), or 200
+    with Idempotent-Replayed when the key had already posted it."""
     (row,) = rows
     if not row["replayed"]:
         metrics.posted(request.app, row["transaction_type"], row["asset_code"])
@@ -90,6 +91,7 @@ def _posted(request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
         "amount": row["amount"],
         "balance": row["balance"],
         "transaction_type": row["transaction_type"],
+        **{column: row[column] for column in extra},
         "timestamp": iso(row["created_at"]),
     }
     return _answer(body, row["replayed"])
@@ -328,20 +330,7 @@ async def capture(request: web.Request) -> web.Response:
         args,
         wallet=_hold_gate(args["reference_id"]),
     )
-    (row,) = rows
-    if not row["replayed"]:
-        metrics.posted(request.app, row["transaction_type"], row["asset_code"])
-    body = {
-        "transaction_id": str(row["transaction_id"]),
-        "user_id": row["user_id"],
-        "asset_code": row["asset_code"],
-        "amount": row["amount"],
-        "balance": row["balance"],
-        "transaction_type": row["transaction_type"],
-        "hold_reference_id": row["hold_reference_id"],
-        "timestamp": iso(row["created_at"]),
-    }
-    return _answer(body, row["replayed"])
+    return _posted(request, rows, "hold_reference_id")
 
 
 async def void(request: web.Request) -> web.Response:
