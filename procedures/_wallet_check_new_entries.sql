@@ -30,7 +30,7 @@ BEGIN
            w.user_id, w.asset_code,
            n.balance_after IS NOT DISTINCT FROM coalesce(prev.balance_after, 0) + n.amount AS chained
       INTO v_bad
-      FROM new_entries n
+      FROM (SELECT e.*, e.id = max(e.id) OVER (PARTITION BY e.wallet_id) AS newest FROM new_entries e) n
       JOIN wallets w ON w.id = n.wallet_id
       LEFT JOIN LATERAL (
             SELECT p.balance_after FROM ledger_entries p
@@ -39,8 +39,9 @@ BEGIN
      WHERE CASE WHEN w.kind = 'PLAYER'
                 THEN n.balance_after IS DISTINCT FROM coalesce(prev.balance_after, 0) + n.amount
                      -- the wallet's newest entry of this statement records its stored balance
-                     OR (n.balance_after IS DISTINCT FROM w.balance
-                         AND n.id = (SELECT max(l.id) FROM new_entries l WHERE l.wallet_id = n.wallet_id))
+                     -- (newest: a window over the statement's rows, not a scan of them per row: a batch
+                     -- inserts thousands)
+                     OR (n.balance_after IS DISTINCT FROM w.balance AND n.newest)
                 ELSE n.balance_after IS NOT NULL END
      LIMIT 1;
     IF FOUND AND v_bad.chained AND v_bad.kind = 'PLAYER' THEN

@@ -45,30 +45,10 @@ BEGIN
     -- validate every argument before touching any row: one expression for the common, valid call; the
     -- per-argument checks (which raise the precise WL006) only when something is wrong
     -- (the constant functions are inlined and folded into the cached plan: no call at run time)
-    IF p_user_id IS NULL OR length(p_user_id) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR p_reference_id IS NULL OR length(p_reference_id) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR p_asset_code IS NULL
-       OR p_amount IS NULL OR p_amount NOT BETWEEN 1 AND _wallet_max_amount()
-       OR length(p_payment_method) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR (p_bonus_type IS NULL AND p_type = 'BONUS') OR length(p_bonus_type) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR (p_item_id IS NULL AND p_type = 'SPEND') OR length(p_item_id) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR length(p_actor) NOT BETWEEN 1 AND _wallet_max_id_length()
-       OR NOT _wallet_printable(p_user_id || p_reference_id || coalesce(p_payment_method, '')
-                                || coalesce(p_bonus_type, '') || coalesce(p_item_id, '') || coalesce(p_actor, ''))
-       OR jsonb_typeof(p_metadata) <> 'object' THEN
-        PERFORM _wallet_check_id('user_id', p_user_id);
-        PERFORM _wallet_check_id('reference_id', p_reference_id);
-        IF p_asset_code IS NULL THEN
-            PERFORM _wallet_invalid_argument('asset_code', 'is required');
-        END IF;
-        PERFORM _wallet_check_amount('amount', p_amount);
-        PERFORM _wallet_check_id('payment_method', p_payment_method, false);
-        PERFORM _wallet_check_id('bonus_type', p_bonus_type, p_type = 'BONUS');
-        PERFORM _wallet_check_id('item_id', p_item_id, p_type = 'SPEND');
-        PERFORM _wallet_check_id('actor', p_actor, false);
-        IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
-            PERFORM _wallet_invalid_argument('metadata', 'must be a JSON object');
-        END IF;
+    IF NOT _wallet_posting_valid(p_type, p_user_id, p_asset_code, p_amount, p_reference_id, p_payment_method,
+                                 p_bonus_type, p_item_id, p_metadata, p_actor) THEN
+        PERFORM _wallet_check_posting(p_type, p_user_id, p_asset_code, p_amount, p_reference_id, p_payment_method,
+                                      p_bonus_type, p_item_id, p_metadata, p_actor);
     END IF;
 
     -- a retried key is answered from the transaction that holds it, without taking any lock
@@ -120,12 +100,7 @@ BEGIN
                                    payment_method, bonus_type, item_id, metadata, actor, description, created_at)
     VALUES (p_reference_id, p_type, p_user_id, p_asset_code, p_amount,
             p_payment_method, p_bonus_type, p_item_id, p_metadata, coalesce(p_actor, session_user),
-            CASE p_type
-                WHEN 'TOPUP' THEN 'Top-up' || coalesce(' via ' || p_payment_method, '')
-                WHEN 'BONUS' THEN 'Bonus: ' || p_bonus_type
-                WHEN 'SPEND' THEN 'Purchase: ' || p_item_id
-                ELSE 'Initial balance'
-            END,
+            _wallet_posting_description(p_type, p_payment_method, p_bonus_type, p_item_id),
             v_now)
     ON CONFLICT (reference_id) DO NOTHING
     RETURNING t.* INTO v_tx;

@@ -1,7 +1,7 @@
 -- The database roles: wallet_app may call the API and nothing else; wallet_support reads but cannot write;
 -- PUBLIC may execute nothing; every function runs as wallet_owner with a pinned search_path.
 BEGIN;
-SELECT plan(59);
+SELECT plan(61);
 
 SELECT has_role('wallet_owner', 'wallet_owner exists');
 SELECT has_role('wallet_app', 'wallet_app exists');
@@ -38,7 +38,7 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
                                         'wallet_migrations', 'wallet_chain_heads', 'wallet_verify_anchor',
                                         'wallet_purchase', 'wallet_reverse', 'wallet_hold', 'wallet_capture',
                                         'wallet_void', 'wallet_hold_status', 'wallet_expire_holds',
-                                        'wallet_events', 'wallet_events_sequence')),
+                                        'wallet_events', 'wallet_events_sequence', 'wallet_post_batch')),
           ARRAY[]::text[], 'wallet_app may execute the API and nothing else (no helper, no seed, no key management)');
 
 SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
@@ -62,6 +62,11 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronames
 SET LOCAL ROLE wallet_app;
 SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 5, 'roles_1', 'card')$$, 'wallet_app posts a top-up');
 SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred checks, which run as at COMMIT, pass for wallet_app');
+SET CONSTRAINTS ALL DEFERRED;
+SELECT is((SELECT count(*) FROM wallet_post_batch('[{"operation": "bonus", "user_id": "user_bob", "asset_code": "GOLD_COINS",
+              "amount": 5, "reference_id": "roles_batch", "bonus_type": "X"}]') WHERE sqlstate IS NULL), 1::bigint,
+    'wallet_app posts a batch');
+SELECT lives_ok('SET CONSTRAINTS ALL IMMEDIATE', 'and its deferred checks pass for wallet_app');
 SET CONSTRAINTS ALL DEFERRED;
 SELECT lives_ok($$SELECT * FROM wallet_balances('user_bob')$$, 'wallet_app reads balances');
 SELECT lives_ok($$SELECT * FROM wallet_transaction('roles_1')$$, 'wallet_app looks a transaction up');
