@@ -57,9 +57,7 @@ def test_batches_and_single_postings_over_the_same_wallets_in_any_order_never_de
                 try:
                     rows = batch(c, ops)
                     errors += [row[1] for row in rows if row[1] is not None]
-                    c.execute(
-                        "SELECT wallet_topup(%s, 'GOLD_COINS', 1, %s)", (players[0], f"bc-single-{n}-{r}")
-                    )
+                    c.execute("SELECT wallet_topup(%s, 'GOLD_COINS', 1, %s)", (players[0], f"bc-single-{n}-{r}"))
                 except psycopg.Error as exc:
                     errors.append(exc.sqlstate or type(exc).__name__)
         return errors
@@ -91,7 +89,15 @@ def test_a_key_a_hold_is_taking_waits_for_it_and_is_then_refused(db_url, conn):
             answer = pool.submit(
                 batch,
                 other,
-                [{"operation": "topup", "user_id": "bc_other", "asset_code": "GOLD_COINS", "amount": 5, "reference_id": "bc-shared"}],
+                [
+                    {
+                        "operation": "topup",
+                        "user_id": "bc_other",
+                        "asset_code": "GOLD_COINS",
+                        "amount": 5,
+                        "reference_id": "bc-shared",
+                    }
+                ],
             )
             time.sleep(0.5)
             assert not answer.done(), "the batch did not wait for the key's lock"
@@ -104,7 +110,16 @@ def test_a_key_a_hold_is_taking_waits_for_it_and_is_then_refused(db_url, conn):
 def test_a_wallet_opened_by_a_concurrent_call_fails_the_batch_retryably_and_the_retry_posts(db_url, conn):
     """Two first credits of one new wallet at once: the batch finds the wallet opened under it, writes nothing
     and raises 40001; the same batch again posts on top of the other credit."""
-    ops = [{"operation": "bonus", "user_id": "bc_fresh", "asset_code": "DIAMONDS", "amount": 7, "reference_id": "bc-fresh-2", "bonus_type": "X"}]
+    ops = [
+        {
+            "operation": "bonus",
+            "user_id": "bc_fresh",
+            "asset_code": "DIAMONDS",
+            "amount": 7,
+            "reference_id": "bc-fresh-2",
+            "bonus_type": "X",
+        }
+    ]
     with psycopg.connect(db_url) as opener:
         opener.execute("SELECT wallet_topup('bc_fresh', 'DIAMONDS', 5, 'bc-fresh-1')")
         with ThreadPoolExecutor(max_workers=1) as pool, psycopg.connect(db_url, autocommit=True) as other:
@@ -113,6 +128,8 @@ def test_a_wallet_opened_by_a_concurrent_call_fails_the_batch_retryably_and_the_
             opener.commit()
             with pytest.raises(psycopg.errors.SerializationFailure):
                 answer.result(timeout=10)
-            assert conn.execute("SELECT count(*) FROM transactions WHERE reference_id = 'bc-fresh-2'").fetchone()[0] == 0
+            assert (
+                conn.execute("SELECT count(*) FROM transactions WHERE reference_id = 'bc-fresh-2'").fetchone()[0] == 0
+            )
             rows = batch(other, ops)
     assert rows[0][1] is None and rows[0][3] == 12
