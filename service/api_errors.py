@@ -1,7 +1,9 @@
 """Every error the API answers with, and the ONE registry that maps database errors to them.
 
 Business rules live in SQL; a function raises SQLSTATE WL00x with a JSON DETAIL, and `from_db_error` turns
-that into the HTTP error of the contract. Nothing else in the service maps database errors.
+that into the HTTP error of the contract. A refusal that comes as a row instead of an exception (one operation
+of wallet_post_batch: its sqlstate, message, detail and field columns) goes through `from_db_fields`, which
+from_db_error uses too: one registry maps both. Nothing else in the service maps database errors.
 """
 
 from __future__ import annotations
@@ -72,17 +74,20 @@ def _detail(exc: psycopg.Error) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pick(*keys: str) -> Callable[[psycopg.Error], dict]:
-    return lambda exc: {k: v for k, v in _detail(exc).items() if k in keys}
+# What the answer's details keep of a refusal: (DETAIL as a JSON object, the message, the COLUMN name) -> details
+Shape = Callable[[dict[str, Any], str | None, str | None], dict]
 
 
-def _invalid_argument(exc: psycopg.Error) -> dict:
-    detail = _detail(exc)
+def _pick(*keys: str) -> Shape:
+    return lambda detail, _message, _field: {k: v for k, v in detail.items() if k in keys}
+
+
+def _invalid_argument(detail: dict[str, Any], message: str | None, field: str | None) -> dict:
     return {
         "errors": [
             {
-                "field": exc.diag.column_name or detail.get("field", ""),
-                "message": detail.get("message", exc.diag.message_primary or "is invalid"),
+                "field": field or detail.get("field", ""),
+                "message": detail.get("message", message or "is invalid"),
             }
         ]
     }
@@ -92,8 +97,16 @@ def _invalid_argument(exc: psycopg.Error) -> dict:
 class DbError:
     status: int
     code: str
-    details: Callable[[psycopg.Error], dict] | None = None  # None: a fixed message, no details
+    shape: Shape | None = None  # None: no details
     message: str | None = None  # None: the function's own message (it names player, asset, amounts)
+
+    def details_of(self, detail: dict[str, Any], message: str | None, field: str | None) -> dict:
+        """The answer's details, from a refusal's DETAIL (a JSON object), message and COLUMN name."""
+        return self.shape(detail, message, field) if self.shape is not None else {}
+
+    def details(self, exc: psycopg.Error) -> dict:
+        """The answer's details, from a raised error."""
+        return self.details_of(_detail(exc), exc.diag.message_primary, exc.diag.column_name)
 
 
 # THE registry: SQLSTATE -> the contract's HTTP error.
@@ -154,10 +167,19 @@ def from_db_error(exc: BaseException) -> ApiError:
         return ApiError(
             503, "SERVICE_UNAVAILABLE", "the database is unavailable", headers={"Retry-After": RETRY_AFTER_SECONDS}
         )
-    spec = DB_ERRORS.get(getattr(exc, "sqlstate", None) or "")
-    if spec is None or not isinstance(exc, psycopg.Error):
+    if not isinstance(exc, psycopg.Error):
         return ApiError(500, "INTERNAL_ERROR", "internal error")
-    message = spec.message or exc.diag.message_primary or spec.code.lower()
-    details = spec.details(exc) if spec.details else {}
+    return from_db_fields(exc.sqlstate, exc.diag.message_primary, _detail(exc), exc.diag.column_name)
+
+
+def from_db_fields(
+    sqlstate: str | None, message: str | None, detail: dict[str, Any] | None, field: str | None
+) -> ApiError:
+    """The API error for a refusal given by its parts: SQLSTATE, primary message, DETAIL (the JSON object a
+    wallet function put there; anything else counts as none) and COLUMN name. An unknown SQLSTATE is 500."""
+    spec = DB_ERRORS.get(sqlstate or "")
+    if spec is None:
+        return ApiError(500, "INTERNAL_ERROR", "internal error")
+    details = spec.details_of(detail if isinstance(detail, dict) else {}, message, field)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if spec.status == 503 else {}
-    return ApiError(spec.status, spec.code, message, details, headers)
+    return ApiError(spec.status, spec.code, spec.message or message or spec.code.lower(), details, headers)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from service import docs, events, handlers, metrics
+from service import batch, docs, events, handlers, metrics
 from service.appkeys import ACCESS_LOG, METRICS, POOL, RETRIES
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.database import session_options
@@ -35,6 +35,7 @@ ROUTES = [
     web.post(f"{API}/wallets/topup", handlers.topup, name="topup"),
     web.post(f"{API}/wallets/bonus", handlers.bonus, name="bonus"),
     web.post(f"{API}/wallets/spend", handlers.spend, name="spend"),
+    web.post(f"{API}/wallets/batch", batch.post_batch, name="postBatch"),
     web.post(f"{API}/wallets/purchase", handlers.purchase, name="purchase"),
     web.post(f"{API}/wallets/reverse", handlers.reverse, name="reverse"),
     web.post(f"{API}/wallets/hold", handlers.hold, name="hold"),

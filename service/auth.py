@@ -3,7 +3,10 @@ per-process cache that keeps the key lookup off the hot path.
 
 - Every route needs a key except the open ones (OPEN: health, the OpenAPI document, the docs page and its
   assets); the scope a route needs is in SCOPES, by route name (service/app.py names every route after its
-  operationId). A route in neither table needs `admin`: a route added without a scope is closed, not open.
+  operationId). A route in ANY_SCOPE is opened by any one of its scopes (POST /wallets/batch: topup, bonus or
+  spend; each operation in it then needs its own scope, checked by service/batch.py with request[API_KEY]);
+  a key with none of them is 403 naming the first. A route in no table needs `admin`: a route added without a
+  scope is closed, not open.
 - An unknown route (404 NOT_FOUND) or a method the route does not have (405 METHOD_NOT_ALLOWED) is answered
   before any key is looked at: the route table is public anyway (GET /openapi.json), and such a request never
   costs a database call.
@@ -58,6 +61,11 @@ SCOPES: dict[str, str] = {
     "void": "spend",
     "reverse": "reverse",
 }
+# route name -> the scopes any one of which opens it (the first is the one its 403 names); each operation of
+# a batch needs its own scope all the same (service/batch.py answers a 403 for that operation alone)
+ANY_SCOPE: dict[str, tuple[str, ...]] = {
+    "postBatch": ("topup", "bonus", "spend"),
+}
 OPEN: frozenset[str] = frozenset({"health", "openapi", "docs", "docsAsset", "metrics"})
 
 # what wallet_key_create hands out: anything else is refused without a database call
@@ -74,10 +82,16 @@ class ApiKey:
         return ADMIN in self.scopes or scope in self.scopes
 
 
+API_KEY = web.RequestKey("api_key", ApiKey) if hasattr(web, "RequestKey") else "api_key"  # the request's key
+
+
 def required_scope(route_name: str | None) -> str | None:
-    """The scope a route needs; None for an open route; admin for a route no table names."""
+    """The scope a route needs (the first of an ANY_SCOPE route's); None for an open route; admin for a route
+    no table names."""
     if route_name in OPEN:
         return None
+    if route_name in ANY_SCOPE:
+        return ANY_SCOPE[route_name][0]
     return SCOPES.get(route_name or "", ADMIN)
 
 
@@ -171,8 +185,12 @@ def unauthenticated(message: str) -> ApiError:
     return ApiError(401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def forbidden(scope: str) -> ApiError:
-    return ApiError(403, "FORBIDDEN", f"this API key lacks the {scope} scope", {"required_scope": scope})
+def forbidden(scope: str, alternatives: tuple[str, ...] = ()) -> ApiError:
+    """403 naming `scope`; `alternatives`: the other scopes that would have done as well (said in the message)."""
+    message = f"this API key lacks the {scope} scope"
+    if alternatives:
+        message += f", and the {' and '.join(alternatives)} scopes: any one of them opens this route"
+    return ApiError(403, "FORBIDDEN", message, {"required_scope": scope})
 
 
 def bearer_secret(request: web.Request) -> str:
@@ -214,11 +232,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     match = request.match_info
     if match.http_exception is not None:  # 404 / 405: answered as they are, no key needed
         return await handler(request)
-    scope = required_scope(match.route.name)
+    name = match.route.name
+    scope = required_scope(name)
     if scope is None:
         return await handler(request)
     key = await authenticate(request)
-    if not key.allows(scope):
-        raise forbidden(scope)
+    others = ANY_SCOPE.get(name or "", (scope,))[1:]  # the other scopes that open the route, if any
+    if not key.allows(scope) and not any(key.allows(other) for other in others):
+        raise forbidden(scope, others)
     request[ACTOR] = key.name
+    request[API_KEY] = key
     return await handler(request)

@@ -15,6 +15,10 @@ HISTORY_MAX_LIMIT = 100  # the most history entries one page may ask for
 MAX_OFFSET = 2**31 - 1  # a history offset must fit PostgreSQL's integer
 MAX_BODY_BYTES = 64 * 1024  # a request body above this is 413 PAYLOAD_TOO_LARGE
 
+# ---- batches (service/batch.py: POST /wallets/batch)
+MAX_BATCH_BODY_BYTES = 1024 * 1024  # that route's body limit instead of MAX_BODY_BYTES (413 PAYLOAD_TOO_LARGE)
+MAX_BATCH_OPERATIONS = 1000  # operations one batch holds: 1 to this many (wallet_post_batch takes up to 10000)
+
 # ---- economy operations (purchases and holds)
 MAX_PRICE_LEGS = 3  # assets one purchase debits at most (its price lists 1 to this many distinct assets)
 MAX_HOLD_SECONDS = 24 * 60 * 60  # a hold's expires_in: 1 to this many seconds (a day)

@@ -177,6 +177,26 @@ async def test_the_generated_client_performs_every_operation(generated, aiohttp_
         assert r.status_code == 201 and r.parsed.balance == balance - 300
         balance = r.parsed.balance
 
+        # a batch: each operation's result is the status and body its single route answers
+        gold = {"user_id": "user_alice", "asset_code": "GOLD_COINS"}
+        r = await call(
+            "postBatch",
+            body=models.BatchRequest(
+                operations=[
+                    {"operation": "topup", **gold, "user_id": "gen-new", "amount": 11, "reference_id": "gen-batch"},
+                    {"operation": "spend", **gold, "amount": 300, "item_id": "sword", "reference_id": "gen-spend-1"},
+                    {"operation": "bonus", **gold, "amount": 0, "reference_id": "gen-batch-2", "bonus_type": "B"},
+                ]
+            ),
+        )
+        assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers
+        posted, replayed, invalid = r.parsed.results
+        assert posted.status == 201 and isinstance(posted.body, models.Posting)
+        assert posted.body.balance == 11  # the new player's first top-up opened the wallet
+        assert replayed.status == 200 and isinstance(replayed.body, models.Posting)  # gen-spend-1 again
+        assert invalid.status == 400 and isinstance(invalid.body, models.ValidationError)
+        assert [e.field for e in invalid.body.error.details.errors] == ["amount"]
+
         # typed errors
         r = await call(
             "spend",

@@ -20,6 +20,8 @@ from service.limits import (
     HISTORY_DEFAULT_LIMIT,
     HISTORY_MAX_LIMIT,
     MAX_AMOUNT,
+    MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_OPERATIONS,
     MAX_BODY_BYTES,
     MAX_CURSOR_LENGTH,
     MAX_HOLD_SECONDS,
@@ -243,7 +245,8 @@ def test_headers_are_declared_on_every_response_that_carries_them():
             where = (method, path, status)
             assert all(set(h) == {"$ref"} for h in headers.values()), where
             assert headers.get("X-Request-Id") == {"$ref": "#/components/headers/X-Request-Id"}, where
-            replay = method == "post" and status == "200"
+            # a batch's 200 is no replay: each of its results says whether that operation was one (status 200)
+            replay = method == "post" and status == "200" and path != "/wallets/batch"
             assert ("Idempotent-Replayed" in headers) == replay, where
             if replay:
                 # a void answers 200 whether it voided the hold now or had done so before (then a replay)
@@ -404,6 +407,8 @@ def expected_number(owner: str | None, field: str | None, keyword: str) -> int |
         table = {"minimum": MAX_AMOUNT, "maximum": MAX_AMOUNT}
     elif owner == "CaptureExceedsHoldDetails" and field == "held":  # the hold's amount
         table = {"minimum": 1, "maximum": MAX_AMOUNT}
+    elif owner == "BatchRequest" and field == "operations":
+        table = {"minItems": 1, "maxItems": MAX_BATCH_OPERATIONS}
     elif field in ("price", "legs"):  # a purchase's assets (and a transaction's)
         table = {"minItems": 1, "maxItems": MAX_PRICE_LEGS}
     elif field == "expires_in":
@@ -500,6 +505,13 @@ def test_limits_stated_in_words_match_the_service():
     assert set(re.findall(r"(\d+) KiB", text)) == {str(kib)}
     too_large = [r for _, _, op in operations() for s, r in op["responses"].items() if s == "413"]
     assert too_large and all(f"{kib} KiB" in r["description"] for r in too_large)
+    mib = MAX_BATCH_BODY_BYTES // (1024 * 1024)
+    assert mib * 1024 * 1024 == MAX_BATCH_BODY_BYTES
+    assert set(re.findall(r"(\d+) MiB", text)) == {str(mib)}
+    batch = spec()["paths"]["/wallets/batch"]["post"]
+    assert f"body over {mib} MiB" in batch["responses"]["413"]["description"]
+    operations_field = request_schema("/wallets/batch")["properties"]["operations"]
+    assert f"1 to {MAX_BATCH_OPERATIONS} operations" in operations_field["description"]
     powers = {int(n) for n in re.findall(r"2\^(\d+)-1", text)}
     assert {2**n - 1 for n in powers} == {MAX_AMOUNT, MAX_OFFSET}
     assert re.findall(r"(\d+) to (\d+) characters", text)
