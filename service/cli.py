@@ -1,4 +1,4 @@
-"""The `wallet-service` command: serve, migrate, seed, verify, keys."""
+"""The `wallet-service` command: serve, migrate, seed, verify, keys, grant."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from service import logs, schema
+from service import grant, logs, schema
 from service.config import Config, database_url
 
 SCOPES = ("read", "topup", "bonus", "spend", "reverse", "admin")  # the wallet_scope enum (sql/0004.trust.sql)
@@ -52,6 +52,10 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     print(f"chain heads: {len(heads)} wallets, digest sha256:{digest}")
     print(f"{len(violations)} violation(s)")
     return 1 if violations else 0
+
+
+def cmd_grant(args: argparse.Namespace, config: Config) -> int:
+    return grant.run(grant.options_from(args), database_url(config))
 
 
 def _when(value: datetime | None) -> str:
@@ -200,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("name")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    grant.add_parser(sub).set_defaults(func=cmd_grant)
 
     return parser
 

@@ -17,7 +17,8 @@ MAX_BODY_BYTES = 64 * 1024  # a request body above this is 413 PAYLOAD_TOO_LARGE
 
 # ---- batches (service/batch.py: POST /wallets/batch)
 MAX_BATCH_BODY_BYTES = 1024 * 1024  # that route's body limit instead of MAX_BODY_BYTES (413 PAYLOAD_TOO_LARGE)
-MAX_BATCH_OPERATIONS = 1000  # operations one batch holds: 1 to this many (wallet_post_batch takes up to 10000)
+MAX_BATCH_OPERATIONS = 1000  # operations one HTTP batch holds: 1 to this many
+MAX_BATCH_SIZE = 10_000  # operations one call of wallet_post_batch takes (_wallet_max_batch(); grant --batch-size)
 
 # ---- economy operations (purchases and holds)
 MAX_PRICE_LEGS = 3  # assets one purchase debits at most (its price lists 1 to this many distinct assets)

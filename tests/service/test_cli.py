@@ -39,6 +39,7 @@ def run(*args: str, database_url: str | None = None) -> subprocess.CompletedProc
         ["keys", "create"],
         ["keys", "list"],
         ["keys", "revoke"],
+        ["grant"],
     ],
 )
 def test_every_command_has_help(command):

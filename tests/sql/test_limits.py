@@ -13,6 +13,7 @@ from service.limits import (
     DEFAULT_HOLD_SECONDS,
     HISTORY_MAX_LIMIT,
     MAX_AMOUNT,
+    MAX_BATCH_SIZE,
     MAX_HOLD_SECONDS,
     MAX_ID_LENGTH,
     MAX_PRICE_LEGS,
@@ -29,6 +30,7 @@ def test_sql_constants_equal_the_python_limits(conn: psycopg.Connection) -> None
     ).fetchone()
     assert row == (MAX_HOLD_SECONDS, DEFAULT_HOLD_SECONDS, MAX_PRICE_LEGS)
     assert 1 <= DEFAULT_HOLD_SECONDS <= MAX_HOLD_SECONDS
+    assert conn.execute("SELECT _wallet_max_batch()").fetchone() == (MAX_BATCH_SIZE,)
 
 
 def test_the_functions_enforce_the_economy_constants(conn: psycopg.Connection) -> None:
