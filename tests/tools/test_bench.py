@@ -1,14 +1,15 @@
 """`wallet-service bench` end to end on tiny sizes: its own PostgreSQL, pgbench, wrk against the real
-service (one worker, and the top-ups also against `serve --workers 2`), two small ledgers; the report and the
-chart come out with plausible, non-zero numbers. (No timing assertions: speed is what the benchmark reports,
-not what a test checks.)"""
+service (one worker, and the top-ups also against `serve --workers 2`), batches of two sizes at both levels, a
+small `grant --file`, two small ledgers; the report and the chart come out with plausible, non-zero numbers,
+and the ledger those runs wrote (batches and grant included) verifies. (No timing assertions: speed is what
+the benchmark reports, not what a test checks.)"""
 
 from __future__ import annotations
 
 import argparse
 import re
 
-from tools.bench import run
+from tools.bench import run, sqlload
 from tools.bench.options import add_arguments
 
 
@@ -19,6 +20,10 @@ def _rows(markdown: str, section: str) -> list[list[str]]:
         for line in body.splitlines()
         if line.startswith("|") and not re.match(r"^\|[-:| ]+\|$", line)
     ][1:]
+
+
+GRANT_ROWS = 3000
+BATCHES = {n: sqlload.batch_scenario(n) for n in (10, 1000)}
 
 
 def test_bench_writes_report_and_chart(tmp_path):
@@ -36,6 +41,10 @@ def test_bench_writes_report_and_chart(tmp_path):
             "1",
             "--sizes",
             "1e3,4e3",
+            "--batch-sizes",
+            "10,1000",
+            "--grant-rows",
+            str(GRANT_ROWS),
             "--probe-seconds",
             "0.2",
             "--output",
@@ -77,10 +86,45 @@ def test_bench_writes_report_and_chart(tmp_path):
         for cell in row[1:]:
             low, mid, high = (float(x) for x in cell.split(" / "))
             assert 0 < low <= mid <= high
-    # wallet_verify on both loaded ledgers, and on the one the throughput runs wrote (purchases included)
+    # the batches, at both levels, and the grant: per posting, beside tpcb-like
+    per_posting = {(row[0], row[1].split(":")[0]): row for row in _rows(report, "Batches and grants, per posting")}
+    reference = per_posting[("SQL", "tpcb-like (pgbench reference)")]
+    assert abs(float(reference[3]) - float(reference[2])) <= 1 and float(reference[3]) > 0 and reference[4] == "1.00"
+    written = 0  # postings the batches and the grant made: all of them in the ledger that wallet_verify checks
+    for (_level, scenario), row in per_posting.items():
+        _, _, calls, postings, times, p50, p99, errors, count, pg_cpu, _ = row
+        assert int(errors) == 0 and float(postings) > 0 and float(times) > 0 and float(pg_cpu) > 0, row
+        size = next((n for n, name in BATCHES.items() if name == scenario), None)
+        if size is not None:
+            assert 0 < float(p50) <= float(p99), row
+            assert abs(float(postings) - float(calls) * size) <= size, row  # postings/s = calls/s x size
+            assert abs(float(times) - float(postings) / float(reference[3])) < 0.01, row
+            assert int(count) % size == 0, row
+            written += int(count)
+    assert {(level, name) for level in ("SQL", "HTTP") for name in BATCHES.values()} <= set(per_posting)
+    grant = per_posting[("grant", f"grant --file, {GRANT_ROWS:,} rows (bonuses)")]
+    assert int(grant[8]) == GRANT_ROWS and grant[2] == grant[5] == "-", grant
+    written += GRANT_ROWS
+    # wallet_verify on both loaded ledgers, and on the one the throughput runs wrote (purchases, batches and the
+    # grant included: two entries per posting)
     assert report.count("healthy (0 violations)") == 3
+    verified = re.search(
+        r"\| wallet_verify on the bench players' ledger after the runs \| healthy \(0 violations\) on ([\d,]+) entries",
+        report,
+    )
+    assert verified and int(verified.group(1).replace(",", "")) >= 2 * written, (verified, written)
     assert "| fsync | on |" in report.replace("PostgreSQL fsync", "fsync")
     targets = {row[0]: row[1] for row in _rows(report, "Targets")}
+    verdicts = {row[0]: row[2] for row in _rows(report, "Targets")}
+    for size, name in BATCHES.items():  # the batches' target: postings/s >= 3x tpcb-like's transactions/s
+        measured = targets[f"SQL {name}: postings/s >= 3x tpcb-like"]
+        assert re.fullmatch(rf"\d+\.\d calls/s x {size} = [1-9]\d* postings/s / [1-9]\d* = \d+\.\d\dx", measured)
+        assert verdicts[f"SQL {name}: postings/s >= 3x tpcb-like"] in ("met", "NOT met")
+        assert f"HTTP {name}: postings/s vs tpcb-like (reported, no target)" in targets
+    grant_target = targets["grant --file of 10^6 rows within 180 s"]  # fewer rows: the rate, no verdict
+    assert re.fullmatch(
+        rf"{GRANT_ROWS:,} rows in \d+\.\d s = [1-9]\d* rows/s; 1,000,000 rows at that rate: \d+ s", grant_target
+    )
     ratio = targets["SQL purchases of 2 assets vs tpcb-like (reported, no target)"]
     assert re.match(r"[1-9]\d* / [1-9]\d* = \d+\.\d\dx; [1-9]\d* postings/s, PG CPU ", ratio), ratio
     assert float(ratio.split(" = ")[1].split("x")[0]) > 0, ratio

@@ -28,7 +28,7 @@ from tests.access import app_login_url, bearer, create_key
 from tools.torture import check as checks
 from tools.torture.durability import check_durability
 from tools.torture.options import Options
-from tools.torture.records import AMBIGUOUS, Op, Stats
+from tools.torture.records import AMBIGUOUS, CONFLICT, NEW, REPLAY, Batch, BatchItem, Op, Stats
 from tools.torture.run import SCOPES
 from tools.torture.workload import Workload
 
@@ -90,6 +90,15 @@ def test_short_torture_run_has_faults_and_no_violations(tmp_path):
     assert e["originals_reversed_concurrently"] > 0 and e["reversals_refused_exceeding_original"] > 0, e
     assert e["holds_acknowledged"] > 0 and e["captures_acknowledged"] > 0 and e["voids_acknowledged"] > 0, e
     assert e["holds_expired"] > 0 and e["captures_refused_expired"] > 0 and e["captures_tried_after_expiry"] > 0, e
+    # and the batches: answered item by item (postings, refusals, invalid operations), retried as a whole, keys
+    # sent again in the same batch and from earlier postings (replays and conflicts), postings in request order
+    b = summary["batches"]
+    assert b["answered"] > 0 and b["retried"] > 0 and b["items"] > b["operations"] > 0, b
+    assert b["operations_acknowledged"] > 0 and b["operations_refused"] > b["invalid_operations_refused"] > 0, b
+    assert (
+        min(b[k] for k in ("replays_in_batch", "conflicts_in_batch", "replays_of_earlier", "conflicts_of_earlier")) > 0
+    )
+    assert b["postings_checked_in_order"] > 0, b
 
 
 def test_durability_check_refuses_a_server_without_fsync(db_url):
@@ -807,3 +816,211 @@ async def test_conflict_check_reports_a_409_naming_another_transaction(db_url, c
         await _workload("re", base, stats, draw=0.1).replay_or_conflict(session, op)
     assert (stats.replays_checked, stats.conflicts_checked) == (0, 1)
     assert [v.split(": reused for another amount")[0] for v in stats.violations] == (["re-c0-1"] if violation else [])
+
+
+# ---------------------------------------------------------------------------------------------- batches
+
+
+def _batch_item(workload: Workload, op: Op, role: str = NEW, in_batch: bool = True, **changes: Any) -> BatchItem:
+    """A new operation of a batch (registered; _batch sets its batch number), or op's key sent again (a REPLAY,
+    or a CONFLICT: `changes` say what differs), op being an earlier item of the batch or (in_batch False) an
+    acknowledged operation."""
+    if role == NEW:
+        workload.register(op)
+    return BatchItem(op, role, {"operation": op.kind, **(op.body(**changes) or {})}, role != NEW and in_batch)
+
+
+def _batch(workload: Workload, items: list[BatchItem]) -> Batch:
+    batch = Batch(len(workload.batches) + 1, items)
+    workload.batches.append(batch)
+    for item in items:
+        if item.role == NEW:
+            item.op.batch = batch.number
+    return batch
+
+
+def _honest_batches(workload: Workload, run_id: str) -> tuple[list[Batch], dict[str, Op]]:
+    """Two batches: a top-up and a bonus of a hot player, a spend it can afford after them and one it cannot,
+    a spend of a player with no wallet, an invalid amount, the top-up's key again in the same batch (a replay)
+    and the bonus's (a conflict); then a batch sending acknowledged keys of the first again (the spend's: a
+    replay; the top-up's: a conflict) beside a new spend."""
+    user, cold = f"{run_id}-hot0", f"{run_id}-cold0"
+    n = iter(range(1, 100))
+
+    def op(kind: str, amount: int, value: str, who: str = user) -> Op:
+        return Op(f"{run_id}-c0-{next(n)}", kind, who, "GOLD_COINS", amount, value)
+
+    top_up, bonus, spend = op("topup", 100, "stripe"), op("bonus", 20, "DAILY"), op("spend", 70, "sword")
+    too_much, nobody = op("spend", 10**6, "castle"), op("spend", 1, "sword", cold)
+    invalid = op("topup", 0, "stripe")
+    invalid.invalid = "amount"
+    first = _batch(
+        workload,
+        [
+            _batch_item(workload, top_up),
+            _batch_item(workload, bonus),
+            _batch_item(workload, top_up, REPLAY),
+            _batch_item(workload, spend),
+            _batch_item(workload, too_much),
+            _batch_item(workload, bonus, CONFLICT, bonus_type="OTHER"),
+            _batch_item(workload, nobody),
+            _batch_item(workload, invalid),
+        ],
+    )
+    later = op("spend", 5, "shield")
+    second = _batch(
+        workload,
+        [
+            _batch_item(workload, spend, REPLAY, in_batch=False),  # keys of the first batch
+            _batch_item(workload, later),
+            _batch_item(workload, top_up, CONFLICT, in_batch=False, amount=101),
+        ],
+    )
+    return [first, second], {o.key: o for o in (top_up, bonus, spend, too_much, nobody, invalid, later)}
+
+
+async def _run_batches(db_url: str, run_id: str, middleware: Middleware | None = None) -> tuple[Stats, dict[str, Op]]:
+    """The honest batches of _honest_batches, sent through the real API, judged as the torture judges."""
+    stats = Stats()
+    async with _api(db_url, middleware) as (base, session):
+        workload = _workload(run_id, base, stats)
+        (first, second), ops = _honest_batches(workload, run_id)
+        await workload.execute_batch(session, first)
+        await workload.execute_batch(session, second)
+    return stats, ops
+
+
+async def test_checker_accepts_honest_batches(db_url):
+    stats, ops = await _run_batches(db_url, "b1")
+    assert stats.violations == []
+    answers = {key: [a[:2] for a in op.answers] for key, op in ops.items()}
+    assert answers == {
+        "b1-c0-1": [(201, None)],
+        "b1-c0-2": [(201, None)],
+        "b1-c0-3": [(201, None)],
+        "b1-c0-4": [(422, "INSUFFICIENT_FUNDS")],
+        "b1-c0-5": [(404, "WALLET_NOT_FOUND")],
+        "b1-c0-6": [(400, "VALIDATION_ERROR")],
+        "b1-c0-7": [(201, None)],
+    }
+    # each posting continues the one before it, in request order: 100, 120, 50 (the refusal saw 50)
+    assert [ops[f"b1-c0-{i}"].acks[0]["balance"] for i in (1, 2, 3)] == [100, 120, 50]
+    assert ops["b1-c0-7"].acks[0]["balance"] == 45
+    assert (stats.replays_checked, stats.conflicts_checked) == (2, 2)
+    assert stats.batches["answered"] == 2 and stats.batches["postings_checked_in_order"] == 4
+    stats, resolution = await _check(db_url, "b1", list(ops.values()))
+    assert stats.violations == [] and resolution.unknown == 0
+
+
+async def test_checker_resolves_a_batch_whose_answer_was_lost(db_url):
+    (first, _), ops = _honest_batches(_workload("b2", "http://unused", Stats()), "b2")
+    with psycopg.connect(db_url, autocommit=True) as conn:  # its first two operations committed, unheard of
+        conn.execute("SELECT * FROM wallet_post_batch(%s::jsonb)", (json.dumps(first.request()["operations"][:2]),))
+    for item in first.items:
+        if item.role == NEW:
+            item.op.answers.append((AMBIGUOUS, "timeout", None))
+    stats, resolution = await _check(db_url, "b2", [op for op in ops.values() if op.batch == first.number])
+    assert stats.violations == []
+    assert (resolution.unknown, resolution.unknown_committed, resolution.unknown_not_committed) == (6, 2, 4)
+
+
+def _rewrite_batch(change: Callable[[list[dict[str, Any]]], object], every: bool = False) -> Middleware:
+    """An API whose first POST /wallets/batch answer (every one: `every`) has its results changed by `change`."""
+    answered: list[web.Request] = []
+
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == f"{API}/wallets/batch" and response.status == 200 and (every or not answered):
+            answered.append(request)
+
+            def results(body: dict[str, Any]) -> None:
+                change(body["results"])
+
+            return _rewrite_json(response, results)
+        return response
+
+    return middleware
+
+
+def _result(n: int, key: str, value: Any) -> Callable[[list[dict[str, Any]]], None]:
+    def change(results: list[dict[str, Any]]) -> None:
+        if key == "status":
+            results[n]["status"] = value
+        else:
+            results[n]["body"][key] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # (the first batch's answer is changed) the bonus answered with the balance before the top-up: not
+        # applied in request order (and the spend after it does not continue it)
+        (
+            _result(1, "balance", 20),
+            ["b3-c0-2: batch 1 posted bonus 20", "b3-c0-3: batch 1 posted spend 70", "b3-c0-2: acknowledged {"],
+        ),
+        # the spend answered as another transaction (its replay in the second batch names the real one)
+        (_result(3, "transaction_id", OTHER_ID), ["b3-c0-3: acknowledged {", "b3-c0-3: replayed in batch 2"]),
+        # the in-batch replay of the top-up answered as a new posting, or with another balance
+        (_result(2, "status", 201), ["b3-c0-1: replayed in batch 1 answered 201"]),
+        (_result(2, "balance", 7), ["b3-c0-1: replayed in batch 1 answered 200"]),
+        # the conflict answered as a replay, or naming another transaction
+        (lambda r: r.__setitem__(5, r[2]), ["b3-c0-2: reused in batch 1 for another amount answered 200"]),
+        (
+            lambda r: r[5]["body"]["error"]["details"].update(transaction_id=OTHER_ID),
+            ["b3-c0-2: reused in batch 1 for another amount answered 409"],
+        ),
+        # the refusal for funds quoting another balance than the batch had left
+        (
+            lambda r: r[4]["body"]["error"]["details"].update(available=49),
+            ["b3-c0-4: batch 1 refused with", "b3-c0-4: refused with"],
+        ),
+        # the invalid operation answered as posted
+        (_result(7, "status", 201), ["b3-c0-6: invalid amount answered 201"]),
+    ],
+)
+async def test_batch_checks_report_a_falsified_answer(db_url, change, expected):
+    stats, ops = await _run_batches(db_url, "b3", _rewrite_batch(change))
+    final, _ = await _check(db_url, "b3", list(ops.values()))
+    violations = stats.violations + final.violations
+    assert violations and all(any(v.startswith(e) for v in violations) for e in expected), violations
+    assert all(any(v.startswith(e) for e in expected) for v in violations), violations
+
+
+async def test_batch_checks_report_an_answer_missing_an_operation(db_url):
+    stats, ops = await _run_batches(db_url, "b5", _rewrite_batch(lambda results: results.pop(), every=True))
+    assert [v.split(" {")[0] for v in stats.violations] == [
+        "batch 1 of 8 operations answered 200",
+        "batch 2 of 3 operations answered 200",
+    ]
+    # nothing was judged: every new operation is looked up by its reference id, and found as it was sent
+    final, resolution = await _check(db_url, "b5", list(ops.values()))
+    assert final.violations == [] and (resolution.unknown, resolution.unknown_committed) == (7, 4)
+
+
+def test_judge_batch_retries_an_unanswered_batch():
+    stats = Stats()
+    workload = _workload("b4", "http://unused", stats)
+    (first, _), _ops = _honest_batches(workload, "b4")
+    assert not workload.judge_batch(first, (AMBIGUOUS, "503 SERVICE_UNAVAILABLE", {}))
+    assert not workload.judge_batch(first, (AMBIGUOUS, "timeout", None))
+    assert stats.violations == [] and not any(item.op.final for item in first.items)
+    # a refusal of the whole request: nothing to retry, and a violation (a valid batch is never refused)
+    assert workload.judge_batch(first, (400, "VALIDATION_ERROR", {"error": {"code": "VALIDATION_ERROR"}}))
+    assert stats.violations == ["batch 1 of 8 operations answered 400 {'error': {'code': 'VALIDATION_ERROR'}}"]
+
+
+def test_available_check_orders_the_postings_of_one_batch_by_entry():
+    # a batch's postings share one time: a top-up of 100 then a spend of 50, in entry order
+    txs = {
+        "rz-c0-1": dict(TX, user_id="rz-hot0", created_at=T0, entries=[(7, "GOLD_COINS", 100, 100)]),
+        "rz-c0-2": dict(TX, type="SPEND", user_id="rz-hot0", created_at=T0, entries=[(9, "GOLD_COINS", -50, 50)]),
+    }
+    stats = Stats()
+    checks.check_available(txs, {}, stats)
+    assert stats.violations == []
+    txs["rz-c0-2"]["entries"] = [(5, "GOLD_COINS", -50, 50)]  # the spend's entry first: before the money came
+    checks.check_available(txs, {}, stats)
+    assert len(stats.violations) == 1 and stats.violations[0].startswith("('rz-hot0', 'GOLD_COINS'): available -50")

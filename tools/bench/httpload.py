@@ -25,6 +25,9 @@ SCENARIOS: dict[str, str] = {
 }
 
 
+BATCH_SCRIPT = "wrk_batch.lua"  # POST /wallets/batch: the scenarios of sqlload.batch_scenario(size), size as args[3]
+
+
 # the scenario also measured against `serve --workers N` (N > 1), as "<scenario>, N workers"
 WORKERS_SCENARIO = "top-ups, many players"
 
@@ -73,6 +76,7 @@ class Tally:
     server_cpu: float = 0.0  # seconds of the database server's CPU during the runs (own server only)
     service_cpu: float = 0.0  # seconds of the service's CPU (every worker's) during the runs
     workers: int = 1  # processes of `serve --workers N`
+    batch: int = 0  # a batch scenario's operations per request (0: not a batch scenario)
 
     def result(self, scenario: str) -> Result:
         rounds = self.rounds or []
@@ -83,6 +87,8 @@ class Tally:
         extra: dict[str, float] = {"service_cpu_ms": 1000 * self.service_cpu / self.requests} if self.requests else {}
         if self.workers > 1:
             extra["workers"] = self.workers
+        if self.batch:
+            extra["batch_size"] = self.batch
         if self.server_cpu and self.requests:
             extra["server_cpu_ms"] = 1000 * self.server_cpu / self.requests
         return Result("HTTP", scenario, tps, self.requests, p50, p95, p99, self.errors, note=note, extra=extra)
@@ -90,14 +96,17 @@ class Tally:
 
 def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, key: str, tally: Tally) -> None:
     """One wrk run of `script` (appended to wrk_common.lua) against `base`, every request with the API key
-    `key`; adds to `tally`."""
+    `key` (a batch scenario's requests with tally.batch operations each, from one thread per connection, each
+    over its own stripe of the players, as scripts/batch.sql at the SQL level); adds to `tally`. A batch
+    operation that did not post counts as an error."""
+    threads = max(1, min(clients, players)) if tally.batch else min(clients, 2)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write((SCRIPTS / "wrk_common.lua").read_text() + "\n" + (SCRIPTS / script).read_text())
     try:
         argv = [
             wrk_binary(),
             "-t",
-            str(min(clients, 2)),
+            str(threads),
             "-c",
             str(clients),
             "-d",
@@ -110,6 +119,8 @@ def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, 
             "--",
             str(players),
             key,
+            str(tally.batch),
+            str(threads),
         ]
         proc = subprocess.run(argv, capture_output=True, text=True)
     finally:
@@ -120,5 +131,5 @@ def run_wrk(base: str, script: str, clients: int, seconds: float, players: int, 
     v = {k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", line)}
     tally.requests += v["requests"]
     tally.seconds += v["duration_us"] / 1e6
-    tally.errors += v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
+    tally.errors += v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"] + v["items"]
     tally.rounds = (tally.rounds or []) + [(v["requests"], v["p50"] / 1000, v["p95"] / 1000, v["p99"] / 1000)]

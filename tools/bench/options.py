@@ -29,11 +29,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ledger sizes in entries, comma separated (default 1e4,1e6,1e7; empty: skip)",
     )
     parser.add_argument(
+        "--batch-sizes",
+        default="10,100,1000",
+        help="operations per batch for the batch scenarios: wallet_post_batch calls (SQL) and POST /wallets/batch "
+        "requests (HTTP), comma separated, 1 to 1000 (default 10,100,1000; empty: skip the batch scenarios)",
+    )
+    parser.add_argument(
+        "--grant-rows",
+        type=float,
+        default=1e6,
+        help="rows of the CSV file that `wallet-service grant --file` posts, timed (default 1e6; 0: skip)",
+    )
+    parser.add_argument(
         "--verify-max",
         type=float,
         default=1e6,
-        help="run wallet_verify() on ledger sizes, and on the ledger the throughput runs wrote, up to this many "
-        "entries (default 1e6)",
+        help="run wallet_verify() on the ledger sizes up to this many entries (default 1e6)",
+    )
+    parser.add_argument(
+        "--verify-runs-max",
+        type=float,
+        default=1e7,
+        help="run wallet_verify() on the ledger the throughput runs, the batches and the grant wrote if it holds up "
+        "to this many entries (default 1e7; a full run writes about 6e6, checked in about 90 s)",
     )
     parser.add_argument("--probe-seconds", type=float, default=3, help="seconds per latency probe (default 3)")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP-level scenarios")

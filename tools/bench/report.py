@@ -9,9 +9,12 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tools.bench.grants import TARGET_ROWS, TARGET_SECONDS
 from tools.bench.httpload import WORKERS_SCENARIO
 from tools.bench.results import Result
-from tools.bench.sqlload import PURCHASE
+from tools.bench.sqlload import PURCHASE, REFERENCE
+
+BATCH_FLOOR = 3.0  # the target: a batch's postings/s at least 3x tpcb-like's transactions/s
 
 ANALYSIS_MARKER = "<!-- analysis: everything below this line is kept when the report is regenerated -->"
 
@@ -52,6 +55,21 @@ def _ms(x: float) -> str:
     return f"{x:.3f}" if x < 10 else f"{x:.1f}"
 
 
+def postings_per_second(r: Result) -> float:
+    """Postings per second: a batch's calls/s x its size, a grant's rows/s, else transactions/s."""
+    return r.tps * int(r.extra.get("batch_size", 1))
+
+
+def posting_rows(results: list[Result]) -> list[tuple[Result, float, float]]:
+    """(result, postings/s, ratio to tpcb-like's transactions/s, 0 when it was not measured) of tpcb-like, the
+    single top-ups (the per-posting baselines), every batch scenario and the grant, in that order."""
+    ref = next((r for r in results if r.level == "SQL" and r.scenario == REFERENCE), None)
+    rows = [r for r in results if r is ref or (r.scenario == "top-ups, many players" and r.level in ("SQL", "HTTP"))]
+    rows += [r for r in results if "batch_size" in r.extra]
+    rows += [r for r in results if r.level == "grant"]
+    return [(r, postings_per_second(r), postings_per_second(r) / ref.tps if ref and ref.tps else 0.0) for r in rows]
+
+
 def targets(results: list[Result], growth: list[Result]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) for every target of the benchmark issue."""
     sql = {r.scenario: r for r in results if r.level == "SQL"}
@@ -90,6 +108,37 @@ def targets(results: list[Result], growth: list[Result]) -> list[tuple[str, str,
                 "-",
             )
         )
+    for r, postings, times in posting_rows(results):
+        if "batch_size" in r.extra:
+            measured = f"{r.tps:.1f} calls/s x {int(r.extra['batch_size'])} = {postings:.0f} postings/s"
+            if ref is None or not ref.tps:
+                rows.append((f"{r.level} {r.scenario}: postings/s vs tpcb-like", "not measured", "-"))
+            elif r.level == "SQL":
+                rows.append(
+                    (
+                        f"SQL {r.scenario}: postings/s >= {BATCH_FLOOR:.0f}x tpcb-like",
+                        f"{measured} / {ref.tps:.0f} = {times:.2f}x",
+                        "met" if times >= BATCH_FLOOR and not r.errors else "NOT met",
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        f"HTTP {r.scenario}: postings/s vs tpcb-like (reported, no target)",
+                        f"{measured} / {ref.tps:.0f} = {times:.2f}x",
+                        "-",
+                    )
+                )
+        elif r.level == "grant":
+            name = f"grant --file of {_size(str(TARGET_ROWS))} rows within {TARGET_SECONDS:.0f} s"
+            seconds = r.extra.get("seconds", 0.0)
+            measured = f"{r.count:,} rows in {seconds:.1f} s = {r.tps:.0f} rows/s"
+            if r.errors:
+                rows.append((name, f"{measured}; {r.errors:,} rows did not post ({r.note})", "NOT met"))
+            elif r.count >= TARGET_ROWS:
+                rows.append((name, measured, "met" if seconds <= TARGET_SECONDS else "NOT met"))
+            else:  # a smaller file: what the rate would take for the target's rows, no verdict
+                rows.append((name, f"{measured}; {TARGET_ROWS:,} rows at that rate: {TARGET_ROWS / r.tps:.0f} s", "-"))
     for scenario, result in http.items():
         workers = int(result.extra.get("workers", 1))
         ratio(f"HTTP >= 0.5x SQL: {scenario}", result, sql.get(WORKERS_SCENARIO if workers > 1 else scenario), 0.5)
@@ -157,12 +206,43 @@ def markdown(results: list[Result], growth: list[Result], info: dict, previous: 
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        if r.level not in ("SQL", "HTTP"):
+            continue
         note = f" ({r.note})" if r.note and r.errors else ""
         cpu = [f"{r.extra[k]:.3f}" if k in r.extra else "-" for k in ("server_cpu_ms", "service_cpu_ms")]
         lines.append(
             f"| {r.level} | {r.scenario}{note} | {r.tps:.0f} | {_ms(r.p50_ms)} | {_ms(r.p95_ms)} | "
             f"{_ms(r.p99_ms)} | {r.errors} | {r.count} | {cpu[0]} | {cpu[1]} |"
         )
+    batches = posting_rows(results)
+    if any("batch_size" in r.extra or r.level == "grant" for r, _, _ in batches):
+        lines += [
+            "",
+            "## Batches and grants, per posting",
+            "",
+            "Many postings per call: `wallet_post_batch` (SQL) and `POST /wallets/batch` (HTTP) with N operations "
+            "per call (top-ups and spends alternating; each client over its own stripe of the players, so that no "
+            "two clients' batches wait for each other's wallet locks; one transaction per call), and "
+            "`wallet-service grant --file` of a CSV of bonuses (its whole run, as a user waits for it), beside "
+            "tpcb-like and the single top-ups. postings/s = calls/s x N; x tpcb-like = postings/s / tpcb-like's "
+            "transactions/s. Latency per call, in milliseconds; CPU per posting.",
+            "",
+            "| level | scenario | calls/s | postings/s | x tpcb-like | p50 | p99 | errors | postings | "
+            "PG CPU ms/posting | service CPU ms/posting |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r, postings, times in batches:
+            size = int(r.extra.get("batch_size", 1))
+            grant = r.level == "grant"
+            cpu = [f"{r.extra[k] / size:.3f}" if k in r.extra else "-" for k in ("server_cpu_ms", "service_cpu_ms")]
+            note = f" ({r.note})" if r.note and r.errors else ""
+            if grant:
+                note = f": {r.extra.get('seconds', 0):.1f} s{note}"
+            lines.append(
+                f"| {r.level} | {r.scenario}{note} | {'-' if grant else f'{r.tps:.1f}'} | {postings:.0f} | "
+                f"{times:.2f} | {'-' if grant else _ms(r.p50_ms)} | {'-' if grant else _ms(r.p99_ms)} | "
+                f"{r.errors} | {r.count * size} | {cpu[0]} | {cpu[1]} |"
+            )
     if growth:
         sizes = sorted({r.extra["size"] for r in growth}, key=int)
         lines += [
@@ -210,23 +290,58 @@ def markdown(results: list[Result], growth: list[Result], info: dict, previous: 
     return "\n".join(lines)
 
 
+def _short_batch(r: Result) -> str:
+    """A chart label: "batch 100", "grant 10^6 rows", "top-ups"."""
+    if "batch_size" in r.extra:
+        return f"batch {int(r.extra['batch_size'])}"
+    if r.level == "grant":
+        return f"{_size(str(r.count))} rows"
+    return r.scenario.split(",")[0]
+
+
 def chart(results: list[Result], growth: list[Result], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
-    scenarios = list(dict.fromkeys(r.scenario for r in results))
+    batches = posting_rows(results)
+    panels = 3 if any("batch_size" in r.extra or r.level == "grant" for r, _, _ in batches) else 2
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5.5))
+    left, right = axes[0], axes[-1]
+    single = [r for r in results if r.level in ("SQL", "HTTP") and "batch_size" not in r.extra]
+    scenarios = list(dict.fromkeys(r.scenario for r in single))
     short = [s.split(" (")[0] if "tpcb" not in s else "tpcb-like (ref)" for s in scenarios]
     width = 0.4
     for offset, level, color in ((-width / 2, "SQL", "#4878a8"), (width / 2, "HTTP", "#e0883a")):
-        values = [next((r.tps for r in results if r.level == level and r.scenario == s), 0) for s in scenarios]
+        values = [next((r.tps for r in single if r.level == level and r.scenario == s), 0) for s in scenarios]
         left.bar([i + offset for i in range(len(scenarios))], values, width, label=level, color=color)
     left.set_xticks(range(len(scenarios)), short, rotation=20, ha="right", fontsize=8)
     left.set_ylabel("transactions per second")
     left.set_title("Throughput by scenario")
     left.legend()
+    if panels == 3:
+        middle = axes[1]
+        colors = {"SQL": "#4878a8", "HTTP": "#e0883a", "grant": "#5a9e5a"}
+        labels = [
+            "tpcb-like (ref)" if r.scenario == REFERENCE else f"{r.level} " + _short_batch(r) for r, _, _ in batches
+        ]
+        middle.bar(range(len(batches)), [p for _, p, _ in batches], color=[colors[r.level] for r, _, _ in batches])
+        ref = next((r for r, _, _ in batches if r.scenario == REFERENCE), None)
+        if ref is not None and ref.tps:
+            middle.axhline(BATCH_FLOOR * ref.tps, color="#a83232", linestyle="--", linewidth=1)
+            middle.text(
+                len(batches) - 0.5,
+                BATCH_FLOOR * ref.tps,
+                f"{BATCH_FLOOR:.0f}x tpcb-like",
+                color="#a83232",
+                ha="right",
+                va="bottom",
+                fontsize=8,
+            )
+        middle.set_xticks(range(len(batches)), labels, rotation=20, ha="right", fontsize=8)
+        middle.set_ylabel("postings per second")
+        middle.set_title("Batches and grants: postings per second")
     sizes = sorted({int(r.extra["size"]) for r in growth})
     for probe in dict.fromkeys(r.scenario for r in growth):
         points = sorted((int(r.extra["size"]), r.p50_ms) for r in growth if r.scenario == probe)

@@ -1,9 +1,11 @@
 """`wallet-service bench`: the whole benchmark, from an empty machine to docs/benchmarks.md and a PNG.
 
 Order: start (or take) the server, migrate, fund the bench players, pgbench -i the reference database; then
-`rounds` rounds, each running every SQL scenario and then every HTTP scenario for duration/rounds seconds
-(interleaving keeps a burst of outside load from landing on one scenario only); then wallet_verify() on the
-ledger those runs wrote (up to --verify-max entries); then the ledger-growth loads and probes; then the report.
+`rounds` rounds, each running every SQL scenario and then every HTTP scenario (the batch scenarios of each
+--batch-sizes included) for duration/rounds seconds (interleaving keeps a burst of outside load from landing on
+one scenario only); then `wallet-service grant --file` of a --grant-rows CSV into the same ledger; then
+wallet_verify() on the ledger those runs wrote (up to --verify-runs-max entries); then the ledger-growth loads
+and probes (wallet_verify() on those up to --verify-max entries); then the report.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import psycopg
 from tqdm import tqdm
 
 from service import schema
-from tools.bench import growth, httpload, pgserver, report, sqlload
+from tools.bench import grants, growth, httpload, pgserver, report, sqlload
 from tools.bench.results import Result
 from tools.launcher import Serve
 
@@ -64,11 +66,14 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
     load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     logging.getLogger().setLevel(logging.WARNING)  # migrations' INFO lines would break the progress bar
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+    batch_sizes = sqlload.batch_sizes(args.batch_sizes)
+    grant_rows = int(args.grant_rows)
     http = not args.no_http and httpload.service_available()
     worker_counts = httpload.worker_counts(args.http_workers) if http else []
     per_round = args.duration / args.rounds
-    http_runs = len(httpload.SCENARIOS) + len(worker_counts) if http else 0
-    steps = (len(sqlload.SCENARIOS) + http_runs) * args.rounds + 5 + 2 * len(sizes)
+    sql_scenarios = {**sqlload.SCENARIOS, **sqlload.batch_scenarios(batch_sizes, args.clients, args.players)}
+    http_runs = len(httpload.SCENARIOS) + len(worker_counts) + len(batch_sizes) if http else 0
+    steps = (len(sql_scenarios) + http_runs) * args.rounds + 5 + 2 * len(sizes) + (grant_rows > 0)
     bar = tqdm(total=steps, desc="bench", unit="step", dynamic_ncols=True)
     tmp = None
     workdir = args.workdir
@@ -107,6 +112,7 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         statements_on = _reset_statements(wallet_url)
 
         sql_tallies = {name: sqlload.Tally() for name in sqlload.SCENARIOS}
+        sql_tallies |= {sqlload.batch_scenario(n): sqlload.Tally(batch=n) for n in batch_sizes}
         # (scenario, wrk script, service): every scenario on one worker, the top-ups on N workers right after
         http_runs_per_round: list[tuple[str, str, Serve]] = []
         http_tallies: dict[str, httpload.Tally] = {}
@@ -118,9 +124,12 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                     scenario = httpload.workers_scenario(workers)
                     http_runs_per_round.append((scenario, wrk_script, services[workers]))
                     http_tallies[scenario] = httpload.Tally(workers=workers)
+        for n in batch_sizes if services else ():  # POST /wallets/batch, one worker
+            http_runs_per_round.append((sqlload.batch_scenario(n), httpload.BATCH_SCRIPT, services[1]))
+            http_tallies[sqlload.batch_scenario(n)] = httpload.Tally(batch=n)
         statements: list[tuple] = []
         for round_no in range(args.rounds):
-            for name, script in sqlload.SCENARIOS.items():
+            for name, script in sql_scenarios.items():
                 bar.set_description(f"round {round_no + 1}/{args.rounds} SQL {name[:30]}")
                 url = tpcb_url if name == sqlload.REFERENCE else wallet_url
                 cpu = _cpu(server)
@@ -142,11 +151,24 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
         for service in services.values():
             service.stop(timeout=15)
         services = {}
+        grant_result = None
+        if grant_rows > 0:
+            bar.set_description(f"grant --file of {grant_rows:,} rows")
+            csv_path, prefix = workdir / "grant.csv", f"bench-grant-{time.time_ns()}"
+            grants.write_csv(csv_path, grant_rows, args.players, prefix)
+            cpu = _cpu(server)
+            grant_result = grants.run_grant(wallet_url, csv_path, grant_rows, prefix)
+            if server is not None:
+                grant_result.extra["server_cpu_ms"] = 1000 * (_cpu(server, settle=True) - cpu) / grant_rows
+            csv_path.unlink()
+            bar.update()
         bar.set_description("wallet_verify on the bench players' ledger")
-        ledger_check = sqlload.verify(wallet_url, args.verify_max)
+        ledger_check = sqlload.verify(wallet_url, args.verify_runs_max)
         bar.update()
         results: list[Result] = [t.result(name) for name, t in sql_tallies.items()]
         results += [t.result(name) for name, t in http_tallies.items() if t.requests]
+        if grant_result is not None:
+            results.append(grant_result)
 
         growth_results: list[Result] = []
         growth_info: dict[str, dict] = {}
@@ -186,7 +208,9 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                     ("duration", args.duration),
                     ("rounds", args.rounds),
                     ("clients", args.clients),
-                    ("sizes", args.sizes),
+                    ("sizes", args.sizes or "''"),
+                    ("batch-sizes", args.batch_sizes or "''"),
+                    ("grant-rows", grant_rows),
                     ("http-workers", args.http_workers or "''"),
                 )
             ),
@@ -213,6 +237,8 @@ def main(args: argparse.Namespace, database_url: str | None = None) -> int:
                 "HTTP service": "serve --workers 1"
                 + "".join(f"; top-ups also with --workers {n}" for n in worker_counts),
                 "tpcb-like scale": args.scale,
+                "batch sizes (operations per call / request)": ", ".join(map(str, batch_sizes)) or "none",
+                "grant --file": f"{grant_rows:,} rows over the bench players" if grant_rows else "not run",
                 "load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                 "wallet_verify on the bench players' ledger after the runs": ledger_check,
             },

@@ -2,28 +2,32 @@
 
 The tool starts its own PostgreSQL (the embedded one, fsync on, in a scratch data directory) and the service
 as a subprocess, then drives the HTTP API with many concurrent clients: random top-ups, bonuses and spends
-over a few hot players (heavy contention on their wallets) and many cold ones, including spends that must
-fail for lack of funds; purchases of two assets at once (the price listed in either order); reversals of
+over a few hot players (heavy contention on their wallets) and many cold ones, including spends that must fail
+for lack of funds; purchases of two assets at once (the price listed in either order); reversals of
 acknowledged spends, purchases, top-ups and bonuses, whole or in part, often by two or three clients at once
 with different keys on one original; holds that expire after 1 to 3 seconds, captured (whole or in part) or
-voided soon, or left to expire while the client still tries to capture them. Clients retry like real ones:
-the same reference id again after a timeout, a connection reset or a 503, sometimes while the first attempt
-is still in flight. Meanwhile it kills the service (kill -9, restart), kills the postmaster (kill -9, restart
-= crash recovery) and terminates random database sessions.
+voided soon, or left to expire while the client still tries to capture them; batches (POST /wallets/batch) of
+top-ups, bonuses and spends, some invalid, some sending again a key of an earlier posting or of an earlier
+item of the same batch (the same request: a replay; another amount: a conflict). Clients retry like real ones:
+the same reference id again after a timeout, a connection reset or a 503 (a batch: the same request again,
+every key as before), sometimes while the first attempt is still in flight. Meanwhile it kills the service
+(kill -9, restart), kills the postmaster (kill -9, restart = crash recovery) and terminates random database
+sessions.
 
 Every answer is recorded and judged as it arrives (a capture must not succeed once its hold has expired, an
-"expired" answer must not come before expires_at, ...). At the end every acknowledged operation must exist
-exactly once as acknowledged (a purchase with all its legs, a reversal with its original, a capture as the
-CAPTURE transaction under its hold's reference id, a hold in GET /holds/{reference_id} in the acknowledged
-state or a later legal one), every retried key must resolve to one transaction, operations whose outcome the
-client never learned are looked up by reference id (GET /transactions/{ref}, GET /holds/{ref}), the
-reversals of an original never exceed it, no hold is captured after its expiry nor beyond its amount, the
-balances must equal a model replayed from the committed entries, available (balance minus active holds)
-never went negative at any point of any wallet's history, no balance may be negative and wallet_verify()
-must be empty. Durability is checked, not assumed: fsync and synchronous_commit (also inside a wallet
-transaction) must be on. Exit status 1 on any violation.
+"expired" answer must not come before expires_at, each item of a batch is judged as its single route's answer
+would be, a batch's postings to one wallet continue each other in request order, ...). At the end every
+acknowledged operation must exist exactly once as acknowledged (a purchase with all its legs, a reversal with
+its original, a capture as the CAPTURE transaction under its hold's reference id, a hold in GET
+/holds/{reference_id} in the acknowledged state or a later legal one), every retried key must resolve to one
+transaction, operations whose outcome the client never learned are looked up by reference id (GET
+/transactions/{ref}, GET /holds/{ref}), the reversals of an original never exceed it, no hold is captured
+after its expiry nor beyond its amount, the balances must equal a model replayed from the committed entries,
+available (balance minus active holds) never went negative at any point of any wallet's history, no balance
+may be negative and wallet_verify() must be empty. Durability is checked, not assumed: fsync and
+synchronous_commit (also inside a wallet transaction) must be on. Exit status 1 on any violation.
 
-Modules: options (the command line), records (what the clients sent and heard: Op, Stats), processes (the
+Modules: options (the command line), records (what the clients sent and heard: Op, Batch, Stats), processes (the
 embedded PostgreSQL and the service, killed and restarted), durability (the settings check), workload (the
 clients, their operations and retries), faults (kills, restarts, backend terminations), check (the final
 checks against the ledger and the model), report (the summary, printed and as JSON), run (one whole run).

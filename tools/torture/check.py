@@ -474,20 +474,22 @@ def check_model(
 
 def check_available(txs: Mapping[str, Tx], holds: Mapping[str, Hold], stats: Stats) -> None:
     """Available (balance minus active holds) never went negative: replay each wallet's entries and holds in
-    time order (all taken under the wallet's lock, so their times order them); a hold counts from its creation
-    until it is captured, voided, or expires."""
-    events: dict[Wallet, list[tuple[datetime, int, int, str]]] = defaultdict(list)  # (at, order, delta, what)
+    time order (all taken under the wallet's lock, so their times order them; the postings of one batch share
+    one time, and their entry ids order them); a hold counts from its creation until it is captured, voided,
+    or expires."""
+    # (at, order, entry id or 0, delta, what)
+    events: dict[Wallet, list[tuple[datetime, int, int, int, str]]] = defaultdict(list)
     for ref, tx in txs.items():
-        for _, asset_code, signed, _ in tx.get("entries", []):
-            events[(tx["user_id"], asset_code)].append((tx["created_at"], 1, signed, ref))
+        for entry_id, asset_code, signed, _ in tx.get("entries", []):
+            events[(tx["user_id"], asset_code)].append((tx["created_at"], 1, entry_id, signed, ref))
     for ref, hold in holds.items():
         wallet = (hold["user_id"], hold["asset_code"])
         end = min(hold["expires_at"], hold["closed_at"] or hold["expires_at"])
-        events[wallet].append((hold["created_at"], 2, -hold["amount"], ref))
-        events[wallet].append((end, 0, hold["amount"], ref))  # (released before what happens at that instant)
+        events[wallet].append((hold["created_at"], 2, 0, -hold["amount"], ref))
+        events[wallet].append((end, 0, 0, hold["amount"], ref))  # (released before what happens at that instant)
     for wallet, timeline in events.items():
         available = 0
-        for at, _order, delta, ref in sorted(timeline):
+        for at, _order, _entry, delta, ref in sorted(timeline):
             available += delta
             if available < 0:
                 stats.violation(f"{wallet}: available {available} at {at} ({ref})")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 DESCRIPTION = (
     "Start a PostgreSQL of its own (fsync on) and the service, drive the HTTP API with concurrent "
-    "retrying clients (top-ups, bonuses, spends, purchases, reversals, holds that expire, captures, voids) "
+    "retrying clients (top-ups, bonuses, spends, purchases, reversals, holds that expire, captures, voids, "
+    "batches) "
     "while killing the service, the postmaster and database sessions, then check every acknowledged "
     "operation, the reversals and holds, the balances against a model, and wallet_verify(). Exits 1 on any "
     "violation."

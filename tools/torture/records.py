@@ -1,5 +1,6 @@
 """What the clients did and heard: one Op per request sent under one reference id (a hold's captures and voids
-are Ops too, kept with their hold), and the run's counters and violations."""
+are Ops too, kept with their hold; each new operation of a batch is an Op of its own), the batches (Batch: the
+items sent together in one POST /wallets/batch), and the run's counters and violations."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ class Op:
     overlapping: bool = False  # two attempts were in flight at once
     final: bool = False  # an answer the client need not retry (acknowledged or refused)
     actions: list[Op] = field(default_factory=list)  # a hold's captures and voids
+    batch: int | None = None  # the number of the batch it was sent in (None: sent alone)
+    invalid: str | None = None  # a batch operation the API must refuse (400 VALIDATION_ERROR) naming this field
 
     @property
     def type(self) -> str | None:
@@ -140,6 +143,33 @@ class Op:
         return None
 
 
+# a batch item's role: a new operation (an Op of its own), or the key of an earlier operation sent again: the
+# same request (a replay) or another one (a conflict); the earlier operation is an acknowledged one, or an
+# earlier item of the same batch
+NEW, REPLAY, CONFLICT = "new", "replay", "conflict"
+
+
+@dataclass(eq=False)
+class BatchItem:
+    op: Op  # the new operation, or the earlier operation whose key it sends again
+    role: str  # NEW | REPLAY | CONFLICT
+    body: dict[str, Any]  # the operation as sent: {"operation": kind, ...the single route's body}
+    in_batch: bool = False  # a replay or conflict of an earlier item of the same batch
+
+
+@dataclass(eq=False)
+class Batch:
+    """One POST /wallets/batch: its items in request order, sent (again) as one identical request until it is
+    answered 200 (each item then judged as its single route's answer would be)."""
+
+    number: int
+    items: list[BatchItem]
+    answers: list[Answer] = field(default_factory=list)  # the whole request's answers
+
+    def request(self) -> dict[str, Any]:
+        return {"operations": [item.body for item in self.items]}
+
+
 @dataclass
 class Stats:
     operations: Counter[str] = field(default_factory=Counter)  # by kind
@@ -153,6 +183,7 @@ class Stats:
     replays_checked: int = 0
     conflicts_checked: int = 0
     concurrent_reversals: int = 0  # originals reversed by several clients at once
+    batches: Counter[str] = field(default_factory=Counter)  # sent, answered, items by role, checks made
     violations: list[str] = field(default_factory=list)
 
     def violation(self, message: str) -> None:

@@ -55,6 +55,23 @@ def summarize(
         "holds_by_end_state": dict(sorted(resolution.holds.items())),
         "holds_expired": resolution.holds.get("EXPIRED", 0),
     }
+    batched = [op for op in ops.values() if op.batch is not None]
+    b = stats.batches
+    batches = {
+        "sent": b["batches"],
+        "answered": b["answered"],
+        "retried": b["retried"],
+        "items": b["items"],
+        "operations": len(batched),
+        "operations_acknowledged": sum(1 for op in batched if op.acks),
+        "operations_refused": sum(1 for op in batched if not op.acks and op.codes()),
+        "invalid_operations_refused": sum(1 for op in batched if op.invalid and "VALIDATION_ERROR" in op.codes()),
+        "replays_in_batch": b["replays_in_batch"],
+        "conflicts_in_batch": b["conflicts_in_batch"],
+        "replays_of_earlier": b["replays_of_earlier"],
+        "conflicts_of_earlier": b["conflicts_of_earlier"],
+        "postings_checked_in_order": b["postings_checked_in_order"],
+    }
     return {
         "seed": seed,
         "run_id": run_id,
@@ -91,6 +108,7 @@ def summarize(
         "unknown_outcome_not_committed": resolution.unknown_not_committed,
         "refused_then_committed_by_an_earlier_attempt": resolution.late_commits,
         "economy": economy,
+        "batches": batches,
         "durability": durability,
         "violations": len(stats.violations),
         "violation_examples": stats.violations[:20],
@@ -98,7 +116,7 @@ def summarize(
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    f, e = s["faults"], s["economy"]
+    f, e, b = s["faults"], s["economy"], s["batches"]
     by_kind = ", ".join(f"{k} {v}" for k, v in sorted(s["operations_by_kind"].items()))
     lines = [
         f"command:               {s['command']}",
@@ -130,6 +148,12 @@ def print_summary(s: dict[str, Any]) -> None:
         f"{e['voids_acknowledged']} (answered EXPIRED {e['voids_answered_expired']}), captures refused as expired "
         f"{e['captures_refused_expired']} (tried after expiry {e['captures_tried_after_expiry']}); end states "
         f"{', '.join(f'{k} {v}' for k, v in e['holds_by_end_state'].items())}",
+        f"batches:               {b['sent']} sent ({b['answered']} answers, retried {b['retried']}), "
+        f"{b['items']} items: {b['operations']} new operations ({b['operations_acknowledged']} acknowledged, "
+        f"{b['operations_refused']} refused, {b['invalid_operations_refused']} of them invalid); keys sent "
+        f"again in the same batch: {b['replays_in_batch']} replays, {b['conflicts_in_batch']} conflicts; of "
+        f"earlier postings: {b['replays_of_earlier']} replays, {b['conflicts_of_earlier']} conflicts; "
+        f"postings checked in request order {b['postings_checked_in_order']}",
         f"durability:            {', '.join(f'{k}={v}' for k, v in s['durability'].items())}",
         f"violations:            {s['violations']}",
     ]

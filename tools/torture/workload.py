@@ -1,7 +1,9 @@
 """The clients: random top-ups, bonuses, spends, two-asset purchases, reversals (several clients at once on one
-original, whole and in part) and holds with a short expiry (captured, voided, or left to expire while the
-client keeps trying to capture), over hot and cold players, retried like real clients retry (the same
-reference id again), with every answer judged as it arrives."""
+original, whole and in part), holds with a short expiry (captured, voided, or left to expire while the
+client keeps trying to capture) and batches (POST /wallets/batch of several top-ups, bonuses and spends, some
+invalid, some sending again a key used earlier or earlier in the same batch), over hot and cold players,
+retried like real clients retry (the same reference id again; a batch: the same request again), with every
+answer judged as it arrives."""
 
 from __future__ import annotations
 
@@ -13,10 +15,24 @@ from typing import Any
 import aiohttp
 
 from tools.torture.options import Options
-from tools.torture.records import AMBIGUOUS, ASSETS, POSTINGS, Answer, Op, Stats
+from tools.torture.records import (
+    AMBIGUOUS,
+    ASSETS,
+    CONFLICT,
+    NEW,
+    POSTINGS,
+    REPLAY,
+    Answer,
+    Batch,
+    BatchItem,
+    Op,
+    Stats,
+)
 
 # how often a client starts each kind of operation
-KINDS = {"topup": 3.0, "bonus": 2.0, "spend": 5.0, "purchase": 2.0, "reverse": 1.5, "hold": 1.5}
+KINDS = {"topup": 3.0, "bonus": 2.0, "spend": 5.0, "purchase": 2.0, "reverse": 1.5, "hold": 1.5, "batch": 1.5}
+BATCH_KINDS = {"topup": 3.0, "bonus": 2.0, "spend": 5.0}  # the operations of a batch, as often as alone
+BATCH_SIZES = (1, 8)  # operations of a new batch, at least and at most (before the keys it sends again)
 PURCHASE_ASSETS = ("GOLD_COINS", "DIAMONDS")
 HOLD_STATES = ("HELD", "CAPTURED", "VOIDED", "EXPIRED")
 REVERSIBLE_KEPT = 5000  # the acknowledged originals a reversal picks from (the most recent ones)
@@ -31,6 +47,7 @@ class Workload:
         self.cold = [f"{run_id}-cold{i}" for i in range(options.cold_players)]
         self.ops: dict[str, Op] = {}  # by reference id: postings, purchases, reversals, holds
         self.reversible: list[Op] = []  # acknowledged spends, purchases, top-ups and bonuses
+        self.batches: list[Batch] = []
         self.counter = 0
         self.stop_new = asyncio.Event()  # no new operations after this
         self.give_up_at = float("inf")  # retries of pending operations stop at this time
@@ -196,6 +213,13 @@ class Workload:
         at = time.time()
         op.answers.append(answer)
         op.answered_at.append(at)
+        if op.invalid is not None and status != AMBIGUOUS:  # an invalid batch operation: refused, naming its field
+            error = body.get("error") if isinstance(body, dict) else None
+            errors = error.get("details", {}).get("errors") if isinstance(error, dict) else None
+            fields = [e.get("field") for e in errors] if isinstance(errors, list) else None
+            if (status, code) != (400, "VALIDATION_ERROR") or fields != [op.invalid]:
+                self.stats.violation(f"{op.key}: invalid {op.invalid} answered {status} {code} {body}")
+            return True
         if isinstance(status, int) and status in (200, 201):
             self.check_ack(op, body, status, at)
             return True
@@ -341,6 +365,192 @@ class Workload:
                     self.stats.violation(f"{op.key}: replay answered {status} {payload}, first {ack}")
             return
 
+    # ------------------------------------------------------------------ batches
+
+    def new_batch(self, client: int) -> Batch:
+        """A batch of new top-ups, bonuses and spends (hot and cold players; now and then an invalid one),
+        with now and then the key of an earlier acknowledged posting, or of an earlier top-up or bonus of the
+        batch, sent again: the same request (a replay) or another amount (a conflict)."""
+        rng = self.rng
+        number = len(self.batches) + 1
+        items: list[BatchItem] = []
+        for _ in range(rng.randint(*BATCH_SIZES)):
+            kind = rng.choices(list(BATCH_KINDS), weights=list(BATCH_KINDS.values()))[0]
+            op = self.new_op(client, kind)
+            op.batch = number
+            if rng.random() < 0.05:  # refused alone, before the database: amount must be 1 or more
+                op.amount, op.invalid = rng.choice([0, -1, -(10**6)]), "amount"
+                self.stats.batches["invalid_items"] += 1
+            items.append(BatchItem(op, NEW, {"operation": kind, **(op.body() or {})}))
+            self.stats.batches["items"] += 1
+        earlier = [op for op in self.reversible if op.kind in POSTINGS]
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            credits = [i.op for i in items if i.role == NEW and i.op.kind in ("topup", "bonus") and not i.op.invalid]
+            in_batch = rng.random() < 0.5 and bool(credits)
+            if not in_batch and not earlier:
+                continue
+            target = rng.choice(credits if in_batch else earlier)
+            role = CONFLICT if rng.random() < 0.4 else REPLAY
+            body = target.body() if role == REPLAY else target.body(amount=(target.amount or 0) + 1)
+            # (a key of the batch: after its first item; an earlier posting's: anywhere)
+            first = next((k + 1 for k, item in enumerate(items) if item.op is target), 0)
+            position = rng.randint(first, len(items))
+            items.insert(position, BatchItem(target, role, {"operation": target.kind, **(body or {})}, in_batch))
+            self.stats.batches["items"] += 1
+            self.stats.batches[f"{role}s_{'in_batch' if in_batch else 'of_earlier'}"] += 1
+        batch = Batch(number, items)
+        self.batches.append(batch)
+        self.stats.batches["batches"] += 1
+        return batch
+
+    async def send_batch(self, session: aiohttp.ClientSession, batch: Batch, timeout: float) -> Answer:
+        """One attempt of the whole request: (200, None, body), (status, error code, body) for a refusal of the
+        whole request, or (AMBIGUOUS, reason, body or None) when its outcome is unknown."""
+        self.stats.attempts += 1
+        answer: Answer
+        try:
+            async with session.post(
+                f"{self.base}/wallets/batch", json=batch.request(), timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                payload = await resp.json(content_type=None)
+                code = payload.get("error", {}).get("code") if isinstance(payload, dict) else None
+                if resp.status >= 500:
+                    answer = (AMBIGUOUS, f"{resp.status} {code}", payload)
+                else:
+                    answer = (resp.status, code, payload)
+        except TimeoutError:
+            answer = (AMBIGUOUS, "timeout", None)
+        except (aiohttp.ClientError, ValueError) as exc:
+            answer = (AMBIGUOUS, type(exc).__name__, None)
+        label = f"{answer[0]} {answer[1]}" if answer[1] else str(answer[0])
+        self.stats.answers[f"batch {label}"] += 1
+        return answer
+
+    def judge_batch(self, batch: Batch, answer: Answer) -> bool:
+        """Record the whole request's answer and judge each item's; True when no item needs the request again."""
+        status, _code, body = answer
+        batch.answers.append(answer)
+        if status == AMBIGUOUS:
+            return False
+        results = body.get("results") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(batch.items):
+            self.stats.violation(f"batch {batch.number} of {len(batch.items)} operations answered {status} {body}")
+            return True  # nothing to retry: each new operation is looked up by its reference id at the end
+        self.stats.batches["answered"] += 1
+        answers: list[Answer] = []
+        for result in results:
+            item_status, item_body = (result.get("status"), result.get("body")) if isinstance(result, dict) else (0, 0)
+            error = item_body.get("error") if isinstance(item_body, dict) else None
+            item_code = error.get("code") if isinstance(error, dict) else None
+            if not isinstance(item_status, int) or item_status >= 500:
+                answers.append((AMBIGUOUS, f"batch item {item_status} {item_code}", item_body))
+            else:
+                answers.append((item_status, item_code, item_body))
+        final = True
+        for item, item_answer in zip(batch.items, answers, strict=True):
+            if item.role == NEW:
+                done = self.judge(item.op, item_answer)
+                item.op.final = item.op.final or done
+                final = final and done
+            else:
+                final = self.judge_again(batch, item, item_answer, answers) and final
+        self.check_order(batch, answers)
+        return final
+
+    def judge_again(self, batch: Batch, item: BatchItem, answer: Answer, answers: list[Answer]) -> bool:
+        """An item sending an earlier operation's key again: a replay answers that operation's acknowledgement
+        (200, the same transaction and balance), a conflict is 409 IDEMPOTENCY_CONFLICT naming its transaction.
+        The earlier operation is acknowledged, or an earlier item of this batch (judged by this same answer)."""
+        status, code, body = answer
+        if status == AMBIGUOUS:
+            return False
+        if item.in_batch:
+            first = next(i for i, x in enumerate(batch.items) if x.op is item.op and x.role == NEW)
+            earlier = answers[first]
+            ack = earlier[2] if earlier[0] in (200, 201) else None
+        else:
+            ack = item.op.acks[0]
+        if ack is None:
+            return True  # the earlier item's outcome is not known: nothing to compare with
+        if item.role == CONFLICT:
+            self.stats.conflicts_checked += 1
+            details = (body or {}).get("error", {}).get("details", {}) if isinstance(body, dict) else {}
+            if (
+                status != 409
+                or code != "IDEMPOTENCY_CONFLICT"
+                or details.get("transaction_id") != ack.get("transaction_id")
+            ):
+                self.stats.violation(
+                    f"{item.op.key}: reused in batch {batch.number} for another amount answered {status} {body}"
+                )
+            return True
+        self.stats.replays_checked += 1
+        same = {k: v for k, v in ack.items() if k != "timestamp"}
+        if status != 200 or not isinstance(body, dict) or {k: body.get(k) for k in same} != same:
+            self.stats.violation(
+                f"{item.op.key}: replayed in batch {batch.number} answered {status} {body}, first {ack}"
+            )
+        return True
+
+    def check_order(self, batch: Batch, answers: list[Answer]) -> None:
+        """The operations apply one after another in request order, the batch holding its wallets' locks: per
+        wallet, each new posting (201) continues the balance the previous one left, by its signed amount, and a
+        refusal for funds quotes what that balance left available (plus what holds kept)."""
+        running: dict[tuple[str, str | None], int] = {}
+        for item, (status, code, body) in zip(batch.items, answers, strict=True):
+            if item.role != NEW or not isinstance(body, dict):
+                continue
+            op = item.op
+            wallet = (op.user_id, op.asset_code)
+            if status == 201 and isinstance(body.get("balance"), int):
+                signed = -(op.amount or 0) if op.kind == "spend" else op.amount or 0
+                if wallet in running and body["balance"] != running[wallet] + signed:
+                    self.stats.violation(
+                        f"{op.key}: batch {batch.number} posted {op.kind} {op.amount} to {wallet}, balance "
+                        f"{body['balance']}, after {running[wallet]} from the item before it"
+                    )
+                running[wallet] = body["balance"]
+                self.stats.batches["postings_checked_in_order"] += 1
+            elif code == "INSUFFICIENT_FUNDS" and wallet in running:
+                d = body.get("error", {}).get("details", {})
+                if d.get("available", 0) + d.get("held", 0) != running[wallet]:
+                    self.stats.violation(
+                        f"{op.key}: batch {batch.number} refused with {d}, after a balance of {running[wallet]}"
+                    )
+
+    async def execute_batch(self, session: aiohttp.ClientSession, batch: Batch) -> None:
+        """Send the batch until it is answered, the same request each time (timeouts, resets, 503s); sometimes two
+        identical requests at once, sometimes given up (each new operation then looked up by reference id)."""
+        rng, backoff = self.rng, 0.05
+        while True:
+            timeout = rng.uniform(self.o.request_timeout / 10, self.o.request_timeout)
+            if rng.random() < 0.03:
+                timeout = rng.uniform(0.001, 0.05)
+            if rng.random() < 0.05:
+                self.stats.overlapping_sends += 1
+                for item in batch.items:
+                    item.op.overlapping = item.op.overlapping or item.role == NEW
+                answers = list(
+                    await asyncio.gather(
+                        self.send_batch(session, batch, timeout), self.send_batch(session, batch, timeout)
+                    )
+                )
+            else:
+                answers = [await self.send_batch(session, batch, timeout)]
+            final = [self.judge_batch(batch, a) for a in answers]
+            if any(final) or time.monotonic() > self.give_up_at:
+                break
+            if rng.random() < 0.05:
+                self.stats.abandoned += 1
+                break
+            self.stats.retries += 1
+            self.stats.batches["retried"] += 1
+            await asyncio.sleep(rng.uniform(0, backoff))
+            backoff = min(backoff * 2, 1.0)
+        for item in batch.items:
+            if item.role == NEW and item.op.acks:
+                self.reversible.append(item.op)
+
     async def client(self, session: aiohttp.ClientSession, n: int) -> None:
         rng = self.rng
         while not self.stop_new.is_set():
@@ -348,6 +558,9 @@ class Workload:
             if kind == "reverse":
                 if self.reversible:
                     await self.reversals(session, n)
+                continue
+            if kind == "batch":
+                await self.execute_batch(session, self.new_batch(n))
                 continue
             op = self.new_op(n, kind)
             await self.execute(session, op)

@@ -12,6 +12,11 @@ function init(args)
    -- args[2]: the API key (httpload.run_wrk); every request sends it
    auth_headers = { ["Authorization"] = "Bearer " .. (args[2] or "") }
    json_headers = { ["Content-Type"] = "application/json", ["Authorization"] = auth_headers["Authorization"] }
+   -- args[3]: a batch scenario's operations per request (httpload.run_wrk; 0 for the other scenarios)
+   batch_size = tonumber(args[3]) or 0
+   -- args[4]: wrk's threads (httpload.run_wrk): a batch scenario's stripes of the players, one per thread
+   stripes = tonumber(args[4]) or 1
+   item_errors = 0 -- operations of a 200 batch answer that did not post (wrk_batch.lua's response())
    math.randomseed(os.time() * 1000 + tid)
    prefix = string.format("http-%d-%d-%d", os.time(), tid, math.random(1, 1000000000))
    counter = 0
@@ -56,8 +61,12 @@ end
 
 function done(summary, latency, requests)
    local e = summary.errors
+   local items = 0
+   for _, thread in ipairs(threads) do
+      items = items + (tonumber(thread:get("item_errors")) or 0)
+   end
    io.write(string.format(
-      "WRKRESULT requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d p50=%d p95=%d p99=%d\n",
+      "WRKRESULT requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d p50=%d p95=%d p99=%d items=%d\n",
       summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-      latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+      latency:percentile(50), latency:percentile(95), latency:percentile(99), items))
 end
