@@ -14,7 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from service import batch, docs, events, handlers, metrics
 from service.appkeys import ACCESS_LOG, METRICS, POOL, RETRIES
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
-from service.database import session_options
+from service.database import GROUP_COMMIT, session_options
 from service.limits import MAX_BODY_BYTES
 from service.middleware import error_middleware, request_context
 
@@ -60,10 +60,12 @@ def create_app(
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
     metrics_on: bool = True,
     access_log: bool = True,
+    group_commit: bool = False,
 ) -> web.Application:
     """The wallet API on database_url (already migrated; in production a login holding only wallet_app); the
     pool opens and closes with the app, and so does the event hub (service/events.py). metrics_on: count
-    requests, database calls and postings, and serve GET /metrics; access_log: one log line per request."""
+    requests, database calls and postings, and serve GET /metrics; access_log: one log line per request;
+    group_commit: concurrent top-ups, bonuses and spends share calls of wallet_post_batch (service/database.py)."""
 
     async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
@@ -90,6 +92,7 @@ def create_app(
     app[RETRIES] = retries
     app[METRICS] = metrics_on
     app[ACCESS_LOG] = access_log
+    app[GROUP_COMMIT] = group_commit
     app[KEY_CACHE] = KeyCache()
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(metrics.pool_gauges_ctx)  # after the pool: workers write their pool gauges

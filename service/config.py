@@ -20,6 +20,9 @@ class Config:
     workers: int  # serve: processes sharing the port (each with its own pool of pool_max_size connections)
     metrics: bool  # GET /metrics and the request/database instruments (WALLET_METRICS=off: neither)
     access_log: bool  # one JSON log line per request (WALLET_ACCESS_LOG=off: none)
+    # concurrent top-ups/bonuses/spends share one call of wallet_post_batch and one commit (WALLET_GROUP_COMMIT=
+    # on; off by default): more postings per second with many concurrent clients, fewer with few (README)
+    group_commit: bool
 
     @classmethod
     def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> Config:
@@ -39,6 +42,7 @@ class Config:
             workers=int(env.get("WALLET_WORKERS", "1")),
             metrics=_switch(env.get("WALLET_METRICS", "on"), "WALLET_METRICS"),
             access_log=_switch(env.get("WALLET_ACCESS_LOG", "on"), "WALLET_ACCESS_LOG"),
+            group_commit=_switch(env.get("WALLET_GROUP_COMMIT", "off"), "WALLET_GROUP_COMMIT"),
         )
 
 

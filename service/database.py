@@ -9,18 +9,27 @@ import random
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import Context
 from typing import Any
 
 import psycopg
 from aiohttp import web
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from service import metrics
-from service.api_errors import DB_ERRORS, RETRY_AFTER_SECONDS, ApiError, connection_lost, retryable
+from service.api_errors import (
+    DB_ERRORS,
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    connection_lost,
+    from_db_fields,
+    retryable,
+)
 from service.appkeys import METRICS, POOL, RETRIES
 from service.limits import STATEMENT_TIMEOUT_MS, WALLET_CONCURRENCY, WALLET_DEADLINE_SECONDS, WALLET_QUEUE_LIMIT
 
@@ -244,3 +253,189 @@ def _log_retry(exc: psycopg.Error, attempt: int, retries: int, count: bool) -> N
 
 async def _backoff(attempt: int) -> None:
     await asyncio.sleep(_BACKOFF_SECONDS * attempt * (0.5 + random.random()))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Group commit (WALLET_GROUP_COMMIT=on; off by default): the top-ups, bonuses and spends of concurrent requests
+# share one call of wallet_post_batch, so one statement and one commit, each request still answered on its own.
+#
+# Per process, at most one such call counts as in flight: a posting that finds none goes at once, alone, as
+# the single function (exactly as with the setting off); one that finds a call in flight waits, and when that
+# call ends, everything that waited (up to MAX_GROUP operations, of one actor: wallet_post_batch takes one)
+# goes in the next call. A call in flight longer than GROUP_STALL_SECONDS (a wallet locked elsewhere, a slow
+# disk) stops counting, so one slow call holds back the others' postings for that long at most.
+#
+# The same answers as alone: wallet_post_batch applies the operations one after another as the single functions
+# would, each idempotent by its own reference id, each with its own result or error (a refusal is that
+# request's error, through api_errors.from_db_fields, the mapping of the single route's error middleware).
+# The call is one transaction: it commits all of its postings or none. If it fails with a lock timeout,
+# deadlock, serialization failure or lost connection, nothing of it was written (or, for a connection lost
+# at commit, maybe all of it: each operation is then a replay of its key), and every request of it goes again
+# ALONE, as the single function with the usual retries: a wallet locked elsewhere fails only its own
+# requests, never its neighbours' in the group. Any other failure of the call (no pooled connection within
+# the pool's timeout, the statement timeout) is every request's answer, the same error each (503, retryable:
+# each request's key makes the client's retry safe). Each request keeps its wallet's gate slot and its
+# WALLET_DEADLINE_SECONDS while it waits, as with the setting off.
+#
+# Measured (README, Operating, Performance): with 16 or 32 concurrent clients per process it raised top-ups per
+# second by 75-80% and more than halved the CPU per posting of both the service and PostgreSQL; with 8 clients
+# it lowered them by 17% (PostgreSQL already commits concurrent transactions together, and one call at a time
+# puts each commit's wait on every waiting request's path). Hence off by default.
+# ---------------------------------------------------------------------------------------------------------
+
+GROUP_COMMIT = web.AppKey("group_commit", bool)  # the app's setting (service/app.py: create_app(group_commit=))
+GROUP_SQL = "SELECT * FROM wallet_post_batch(p_operations => %(operations)s, p_actor => %(actor)s)"
+MAX_GROUP = 100  # operations in one call of wallet_post_batch at most
+GROUP_STALL_SECONDS = 0.02  # a call in flight longer than this no longer holds back the next one
+
+
+class _Member:
+    """A posting waiting for its group's call: its operation for wallet_post_batch, its single call (to go
+    alone), and the future its request awaits (set to its row, to None: "go alone", or to the call's error)."""
+
+    __slots__ = ("future", "op", "params", "sql")
+
+    def __init__(self, sql: str, params: dict[str, Any], op: dict[str, Any]) -> None:
+        self.sql, self.params, self.op = sql, params, op
+        self.future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+
+
+class GroupCommit:
+    """One pool's group commit (see above)."""
+
+    def __init__(self, pool: AsyncConnectionPool, retries: int, count: bool) -> None:
+        self.pool, self.retries, self.count = pool, retries, count  # as fetch() has them from the app
+        self.in_flight = 0  # calls that count as in flight: 0 or 1 (a stalled one stops counting)
+        self.queues: dict[str | None, deque[_Member]] = {}  # waiting postings by actor, oldest actor first
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.calls = 0  # calls of wallet_post_batch made (for tests and curiosity)
+
+    async def post(self, sql: str, params: dict[str, Any], op: dict[str, Any], actor: str | None) -> dict[str, Any]:
+        """The posting's row: alone at once, or from its group's call. Raises as fetch() would (a refused
+        operation: its ApiError)."""
+        if self.in_flight == 0 and not self.queues:
+            release = self._count_in()
+            try:
+                (alone,) = await _attempts(self.pool, self.retries, self.count, sql, params, None)
+                return alone
+            finally:
+                release()
+        member = _Member(sql, params, op)
+        self.queues.setdefault(actor, deque()).append(member)
+        try:
+            row = await member.future
+        except asyncio.CancelledError:  # its deadline: still waiting, it leaves the queue (sent, it stays sent)
+            queue = self.queues.get(actor)
+            if queue is not None and member in queue:
+                queue.remove(member)
+                if not queue:
+                    del self.queues[actor]
+            raise
+        if row is None:  # its group's call failed transiently: alone, with the usual retries
+            (alone,) = await _attempts(self.pool, self.retries, self.count, sql, params, None)
+            return alone
+        if row.get("sqlstate") is not None:  # a refusal in a group (the single function raises it instead)
+            error = from_db_fields(row["sqlstate"], row["message"], row["detail"], row["field"])
+            if error.status >= 500:
+                log.warning("posting refused: %s %s: %s", error.code, row["sqlstate"], row["message"])
+            raise error
+        return row
+
+    def _count_in(self) -> Callable[[], None]:
+        """Count a call in flight until the returned function is called or GROUP_STALL_SECONDS pass, whichever
+        comes first; then start the next group if any waits."""
+        self.in_flight += 1
+        loop = asyncio.get_running_loop()
+        counted = True
+
+        def release() -> None:
+            nonlocal counted
+            if counted:
+                counted = False
+                timer.cancel()
+                self.in_flight -= 1
+                self._next()
+
+        timer = loop.call_later(GROUP_STALL_SECONDS, release)
+        return release
+
+    def _next(self) -> None:
+        if self.in_flight or not self.queues:
+            return
+        actor, queue = next(iter(self.queues.items()))
+        group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
+        del self.queues[actor]
+        if queue:  # more than MAX_GROUP waited: the rest after the other actors' (none is starved)
+            self.queues[actor] = queue
+        release = self._count_in()
+        # in a context of its own: its log lines are no request's (it inherits the request id otherwise)
+        task = asyncio.get_running_loop().create_task(self._call(actor, group, release), context=Context())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, actor: str | None, group: list[_Member], release: Callable[[], None]) -> None:
+        rows: list[dict[str, Any] | None]
+        try:
+            if len(group) == 1:  # the single function: cheaper than a batch of one
+                rows = list(await _attempts(self.pool, self.retries, self.count, group[0].sql, group[0].params, None))
+            else:
+                self.calls += 1
+                params = {"operations": Jsonb([member.op for member in group]), "actor": actor}
+                try:  # no retry of the group itself: on a transient failure each member goes alone
+                    rows = list(await _attempts(self.pool, 0, False, GROUP_SQL, params, None))
+                except psycopg.Error as exc:
+                    if not retryable(exc):
+                        raise
+                    log.info("a group of %d postings failed (%s): each goes alone", len(group), exc.sqlstate or exc)
+                    rows = [None] * len(group)
+            for member, row in zip(group, rows, strict=True):
+                if not member.future.done():
+                    member.future.set_result(row)
+        except BaseException as exc:
+            for member in group:
+                if not member.future.done():
+                    member.future.set_exception(exc)
+                    member.future.exception()  # retrieved: a member that left (its deadline) logs nothing
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            release()
+
+
+_GROUPS: weakref.WeakKeyDictionary[AsyncConnectionPool, GroupCommit] = weakref.WeakKeyDictionary()
+
+
+def group_of(app: web.Application) -> GroupCommit:
+    """The group commit of the app's pool."""
+    pool = app[POOL]
+    group = _GROUPS.get(pool)
+    if group is None:
+        group = _GROUPS[pool] = GroupCommit(pool, app[RETRIES], app[METRICS])
+    return group
+
+
+async def post(
+    request: web.Request, sql: str, params: dict[str, Any], operation: dict[str, Any], wallet: tuple[str, str]
+) -> list[dict[str, Any]]:
+    """A top-up, bonus or spend: fetch(request, sql, params, wallet=wallet) with the app's group commit off;
+    with it on, the same through the pool's GroupCommit (`operation`: the posting as wallet_post_batch takes
+    it), under the same wallet gate and deadline. Returns its row (the posting columns), as a list of one."""
+    app = request.app
+    if not app.get(GROUP_COMMIT, False):
+        return await fetch(request, sql, params, wallet=wallet)
+    pool = app[POOL]
+    count = app[METRICS]
+    started = time.perf_counter()
+    deadline = asyncio.get_running_loop().time() + WALLET_DEADLINE_SECONDS
+    try:
+        async with gates_of(pool).slot(wallet, deadline), asyncio.timeout_at(deadline):
+            return [await group_of(app).post(sql, params, operation, params.get("actor"))]
+    except WalletBusy as exc:
+        log.info("wallet %r refused: %s", wallet, exc)
+        raise _wallet_busy() from None
+    except TimeoutError:
+        log.info("wallet %r still failing at the %.0f s deadline", wallet, WALLET_DEADLINE_SECONDS)
+        raise _wallet_busy() from None
+    finally:
+        if count:
+            metrics.db_call_done(sql, time.perf_counter() - started)

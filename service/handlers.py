@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from service import metrics, validation
 from service.appkeys import ACTOR
 from service.cursor import encode_cursor
-from service.database import fetch
+from service.database import fetch, post
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ def _call_args(request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-async def _posting(request: web.Request, operation: str) -> dict[str, Any]:
-    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb), and the actor."""
-    return _call_args(request, validation.posting(operation, await validation.json_object(request), request.headers))
+async def _posting(request: web.Request, operation: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validated arguments of a top-up, bonus or spend request (metadata ready for jsonb, and the actor),
+    and the same posting as an operation of wallet_post_batch (for the group commit: service/database.py)."""
+    fields = validation.posting(operation, await validation.json_object(request), request.headers)
+    op = {"operation": operation, **{name: value for name, value in fields.items() if value is not None}}
+    return _call_args(request, fields), op
 
 
 def _answer(body: dict[str, Any], replayed: bool, status: int = 201) -> web.Response:
@@ -98,39 +101,42 @@ def _posted(request: web.Request, rows: list[dict[str, Any]], *extra: str) -> we
 
 
 async def topup(request: web.Request) -> web.Response:
-    args = await _posting(request, "topup")
-    rows = await fetch(
+    args, op = await _posting(request, "topup")
+    rows = await post(
         request,
         "SELECT * FROM wallet_topup(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
         "p_payment_method => %(payment_method)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        op,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(request, rows)
 
 
 async def bonus(request: web.Request) -> web.Response:
-    args = await _posting(request, "bonus")
-    rows = await fetch(
+    args, op = await _posting(request, "bonus")
+    rows = await post(
         request,
         "SELECT * FROM wallet_bonus(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
         "p_bonus_type => %(bonus_type)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        op,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(request, rows)
 
 
 async def spend(request: web.Request) -> web.Response:
-    args = await _posting(request, "spend")
-    rows = await fetch(
+    args, op = await _posting(request, "spend")
+    rows = await post(
         request,
         "SELECT * FROM wallet_spend(p_user_id => %(user_id)s, p_asset_code => %(asset_code)s, "
         "p_amount => %(amount)s::bigint, p_reference_id => %(reference_id)s, "
         "p_item_id => %(item_id)s, p_metadata => %(metadata)s, p_actor => %(actor)s)",
         args,
+        op,
         wallet=(args["user_id"], args["asset_code"]),  # a stuck wallet holds at most its own share of the pool
     )
     return _posted(request, rows)

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import uvloop
 from aiohttp import web
 from yarl import URL
 
@@ -425,7 +426,11 @@ def run(
 
     `sockets`: serve these listening sockets, bound already (by the parent of `serve --workers N`), instead of
     binding host:port. SIGTERM and SIGINT are unblocked once their handlers are installed: a worker starts
-    with them blocked, so that one sent while it starts is not lost but drains it as soon as it can."""
+    with them blocked, so that one sent while it starts is not lost but drains it as soon as it can.
+
+    The event loop is uvloop's (libuv), not asyncio's own: the same asyncio API, less CPU per request (4 to 12%
+    of the service's CPU per top-up, measured: README, Operating, Performance). Each process makes its own loop
+    here, after any fork (the parent of `serve --workers N` never runs one)."""
     limit = prepare_connection_limit() if max_connections is None else max_connections
 
     async def main() -> None:
@@ -436,4 +441,5 @@ def run(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
         await serve(app, host, port, on_ready, stop, max_connections=limit, sockets=sockets)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

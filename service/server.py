@@ -194,6 +194,7 @@ def make_app(config: Config, url: str) -> web.Application:
         pool_max_size=config.pool_max_size,
         metrics_on=config.metrics,
         access_log=config.access_log,
+        group_commit=config.group_commit,
     )
 
 
