@@ -34,7 +34,7 @@ from service.api_errors import ApiError, from_db_fields, validation_error
 from service.appkeys import ACTOR
 from service.auth import API_KEY, forbidden, required_scope
 from service.database import fetch
-from service.handlers import iso
+from service.handlers import posting_body
 from service.limits import MAX_BATCH_BODY_BYTES, MAX_BATCH_OPERATIONS
 
 FIELDS = frozenset({"operations"})  # of the request body
@@ -44,19 +44,6 @@ SQL = "SELECT * FROM wallet_post_batch(p_operations => %(operations)s, p_actor =
 # an operation's validation sees no request header: the batch's own headers are no operation's (an
 # Idempotency-Key header on the batch is refused as a whole)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
-
-
-def posting_body(row: dict[str, Any]) -> dict[str, Any]:
-    """The answer body of a top-up, bonus or spend, from its posting row (handlers._posted writes the same)."""
-    return {
-        "transaction_id": str(row["transaction_id"]),
-        "user_id": row["user_id"],
-        "asset_code": row["asset_code"],
-        "amount": row["amount"],
-        "balance": row["balance"],
-        "transaction_type": row["transaction_type"],
-        "timestamp": iso(row["created_at"]),
-    }
 
 
 def _result(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -81,13 +81,10 @@ def _answer(body: dict[str, Any], replayed: bool, status: int = 201) -> web.Resp
     return web.json_response(body, status=status)
 
 
-def _posted(request: web.Request, rows: list[dict[str, Any]], *extra: str) -> web.Response:
-    """201 with the posting (and the `extra` columns of its row, e.g. a capture's hold_reference_id), or 200
-    with Idempotent-Replayed when the key had already posted it."""
-    (row,) = rows
-    if not row["replayed"]:
-        metrics.posted(request.app, row["transaction_type"], row["asset_code"])
-    body = {
+def posting_body(row: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """The answer body of a posting (top-up, bonus, spend, capture) from its row, with the `extra` columns of the
+    row (a capture's hold_reference_id); service/batch.py answers each posted operation with it too."""
+    return {
         "transaction_id": str(row["transaction_id"]),
         "user_id": row["user_id"],
         "asset_code": row["asset_code"],
@@ -97,7 +94,15 @@ def _posted(request: web.Request, rows: list[dict[str, Any]], *extra: str) -> we
         **{column: row[column] for column in extra},
         "timestamp": iso(row["created_at"]),
     }
-    return _answer(body, row["replayed"])
+
+
+def _posted(request: web.Request, rows: list[dict[str, Any]], *extra: str) -> web.Response:
+    """201 with the posting (and the `extra` columns of its row, e.g. a capture's hold_reference_id), or 200
+    with Idempotent-Replayed when the key had already posted it."""
+    (row,) = rows
+    if not row["replayed"]:
+        metrics.posted(request.app, row["transaction_type"], row["asset_code"])
+    return _answer(posting_body(row, *extra), row["replayed"])
 
 
 async def topup(request: web.Request) -> web.Response:
