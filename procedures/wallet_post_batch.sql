@@ -160,7 +160,7 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- 3. a key that already has a transaction is answered from it (step 9), without a lock, like the single
+    -- 3. a key that already has a transaction is answered from it (step 11), without a lock, like the single
     --    functions do
     SELECT coalesce(array_agg(k.i::integer), '{}') INTO v_ok
       FROM unnest(v_ref, v_state) WITH ORDINALITY AS k (ref, s, i)
