@@ -33,13 +33,12 @@ from service import metrics, validation
 from service.api_errors import ApiError, from_db_fields, validation_error
 from service.appkeys import ACTOR
 from service.auth import API_KEY, forbidden, required_scope
-from service.database import fetch
+from service.database import BATCH_SQL, fetch
 from service.handlers import posting_body
 from service.limits import MAX_BATCH_BODY_BYTES, MAX_BATCH_OPERATIONS
 
 FIELDS = frozenset({"operations"})  # of the request body
 OPERATION = "operation"  # each operation's field naming what it is: one of validation.OPERATION_FIELDS
-SQL = "SELECT * FROM wallet_post_batch(p_operations => %(operations)s, p_actor => %(actor)s)"
 
 # an operation's validation sees no request header: the batch's own headers are no operation's (an
 # Idempotency-Key header on the batch is refused as a whole)
@@ -109,7 +108,7 @@ async def post_batch(request: web.Request) -> web.Response:
             elements.append(element)
             sent.append(index)
     if elements:
-        rows = await fetch(request, SQL, {"operations": Jsonb(elements), "actor": request[ACTOR]})
+        rows = await fetch(request, BATCH_SQL, {"operations": Jsonb(elements), "actor": request[ACTOR]})
         if len(rows) != len(elements):
             raise RuntimeError(f"wallet_post_batch answered {len(rows)} rows for {len(elements)} operations")
         for row in rows:

@@ -196,13 +196,21 @@ async def _fetch(
     keys += sorted(set(wallets))
     if not keys:
         return await _attempts(pool, retries, count, sql, params, timeout)
+    async with _gated(pool, keys):
+        return await _attempts(pool, retries, count, sql, params, timeout)  # a pool wait is cut short too
+
+
+@asynccontextmanager
+async def _gated(pool: AsyncConnectionPool, keys: list[Hashable]) -> AsyncIterator[None]:
+    """The block holds a slot of each wallet's gate (taken in the order given) and ends within
+    WALLET_DEADLINE_SECONDS, waiting included; a full queue or the deadline is 503 CONCURRENCY_CONFLICT."""
     deadline = asyncio.get_running_loop().time() + WALLET_DEADLINE_SECONDS
     try:
         async with AsyncExitStack() as slots:
             for key in keys:
                 await slots.enter_async_context(gates_of(pool).slot(key, deadline))
             async with asyncio.timeout_at(deadline):
-                return await _attempts(pool, retries, count, sql, params, timeout)  # a pool wait is cut short too
+                yield
     except WalletBusy as exc:
         log.info("wallet %r refused: %s", keys, exc)
         raise _wallet_busy() from None
@@ -284,7 +292,8 @@ async def _backoff(attempt: int) -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 GROUP_COMMIT = web.AppKey("group_commit", bool)  # the app's setting (service/app.py: create_app(group_commit=))
-GROUP_SQL = "SELECT * FROM wallet_post_batch(p_operations => %(operations)s, p_actor => %(actor)s)"
+# the call of many postings (service/batch.py: POST /wallets/batch; the group commit)
+BATCH_SQL = "SELECT * FROM wallet_post_batch(p_operations => %(operations)s, p_actor => %(actor)s)"
 MAX_GROUP = 100  # operations in one call of wallet_post_batch at most
 GROUP_STALL_SECONDS = 0.02  # a call in flight longer than this no longer holds back the next one
 
@@ -382,7 +391,7 @@ class GroupCommit:
                 self.calls += 1
                 params = {"operations": Jsonb([member.op for member in group]), "actor": actor}
                 try:  # no retry of the group itself: on a transient failure each member goes alone
-                    rows = list(await _attempts(self.pool, 0, False, GROUP_SQL, params, None))
+                    rows = list(await _attempts(self.pool, 0, False, BATCH_SQL, params, None))
                 except psycopg.Error as exc:
                     if not retryable(exc):
                         raise
@@ -426,16 +435,9 @@ async def post(
     pool = app[POOL]
     count = app[METRICS]
     started = time.perf_counter()
-    deadline = asyncio.get_running_loop().time() + WALLET_DEADLINE_SECONDS
     try:
-        async with gates_of(pool).slot(wallet, deadline), asyncio.timeout_at(deadline):
+        async with _gated(pool, [wallet]):
             return [await group_of(app).post(sql, params, operation, params.get("actor"))]
-    except WalletBusy as exc:
-        log.info("wallet %r refused: %s", wallet, exc)
-        raise _wallet_busy() from None
-    except TimeoutError:
-        log.info("wallet %r still failing at the %.0f s deadline", wallet, WALLET_DEADLINE_SECONDS)
-        raise _wallet_busy() from None
     finally:
         if count:
             metrics.db_call_done(sql, time.perf_counter() - started)
