@@ -162,10 +162,10 @@ BEGIN
 
     -- 3. a key that already has a transaction is answered from it (step 11), without a lock, like the single
     --    functions do
-    SELECT coalesce(array_agg(k.i::integer), '{}') INTO v_ok
-      FROM unnest(v_ref, v_state) WITH ORDINALITY AS k (ref, s, i)
-     WHERE k.s IS NULL AND EXISTS (SELECT 1 FROM transactions t WHERE t.reference_id = k.ref);
-    FOREACH v_s IN ARRAY v_ok LOOP
+    FOR v_s IN
+        SELECT k.i::integer FROM unnest(v_ref, v_state) WITH ORDINALITY AS k (ref, s, i)
+         WHERE k.s IS NULL AND EXISTS (SELECT 1 FROM transactions t WHERE t.reference_id = k.ref)
+    LOOP
         v_state[v_s] := 'replay';
     END LOOP;
 
