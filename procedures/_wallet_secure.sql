@@ -3,7 +3,8 @@
 -- function is never executable by PUBLIC, not even for a moment).
 --   wallet_owner    owns every table, view, sequence, type and wallet function
 --   wallet_app      EXECUTE on the public wallet_* functions, except those that mint or manage access
---                   (wallet_seed, wallet_key_create/list/revoke, wallet_grant_role); no table privilege at all
+--                   (wallet_seed, wallet_shard_seed, wallet_key_create/list/revoke, wallet_grant_role); no table
+--                   privilege at all
 --   wallet_support  wallet_app's rights plus SELECT on every table and view
 --   PUBLIC          nothing
 -- Arguments: none. Returns: nothing. Raises: whatever ALTER ... OWNER raises for a caller that is neither
@@ -46,8 +47,8 @@ BEGIN
     LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO wallet_owner', r.name);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, wallet_app, wallet_support', r.name);
-        IF r.proname ~ '^wallet_' AND r.proname NOT IN ('wallet_seed', 'wallet_key_create', 'wallet_key_list',
-                                                         'wallet_key_revoke', 'wallet_grant_role') THEN
+        IF r.proname ~ '^wallet_' AND r.proname NOT IN ('wallet_seed', 'wallet_shard_seed', 'wallet_key_create',
+                                                         'wallet_key_list', 'wallet_key_revoke', 'wallet_grant_role') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO wallet_app', r.name);
         END IF;
     END LOOP;

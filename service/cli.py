@@ -1,4 +1,4 @@
-"""The `wallet-service` command: serve, migrate, seed, verify, keys, grant."""
+"""The `wallet-service` command: serve, migrate, seed, verify, keys, grant, shards."""
 
 from __future__ import annotations
 
@@ -56,6 +56,20 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_grant(args: argparse.Namespace, config: Config) -> int:
     return grant.run(grant.options_from(args), database_url(config))
+
+
+def cmd_shards_init(args: argparse.Namespace, config: Config) -> int:
+    from service import shards
+
+    try:
+        layout = shards.init(args.proxy, args.shard, args.partitions)
+    except shards.ShardError as exc:
+        print(f"shards init: {exc}", file=sys.stderr)
+        return 2
+    for shard in layout:
+        print(f"{shard.name}: {shards.conninfo(shard.url)}  partitions {len(shard.partitions)} of {args.partitions}")
+    print(f"proxy ready: serve, seed, keys and verify with DATABASE_URL={args.proxy}")
+    return 0
 
 
 def _when(value: datetime | None) -> str:
@@ -206,6 +220,36 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_keys_revoke)
 
     grant.add_parser(sub).set_defaults(func=cmd_grant)
+
+    shards_parser = sub.add_parser(
+        "shards",
+        help="set up N shard databases behind a PL/Proxy database",
+        description="Scale out: the same functions on N shard databases behind a PL/Proxy database that routes "
+        "every call by player (README, section Scaling out).",
+    )
+    shards_sub = shards_parser.add_subparsers(dest="shards_command", required=True, metavar="ACTION")
+    init = shards_sub.add_parser(
+        "init",
+        help="migrate every shard and install the proxy (re-runnable)",
+        description="Migrate every shard (as `migrate` does), record which partitions each holds (partition p on "
+        "shard p mod N, the shards named s0, s1, ... in the order given; a shard keeps what it has recorded), "
+        "and (re)install the proxy database: PL/Proxy, the cluster, one function per public function, read-only "
+        "views of every shard's tables. Re-run it after every upgrade. Needs the owner (a superuser or a member "
+        "of wallet_owner) on every database; the proxy's event sequencer connects to the shards as the login of "
+        "the first --shard URL.",
+    )
+    init.add_argument("--proxy", required=True, metavar="URL", help="the proxy database (PL/Proxy must be installed)")
+    init.add_argument(
+        "--shard", required=True, action="append", metavar="URL", help="a shard database, in order (repeatable)"
+    )
+    init.add_argument(
+        "--partitions",
+        type=int,
+        default=64,
+        help="partitions, a power of two >= the shards (default 64): a shard can later be split without "
+        "rehashing a player (README)",
+    )
+    init.set_defaults(func=cmd_shards_init)
 
     return parser
 
