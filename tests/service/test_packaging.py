@@ -27,6 +27,7 @@ def test_wheel_ships_the_sql_the_openapi_document_and_the_command(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"service/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql")}
     expected |= {f"service/procedures/{p.name}" for p in (ROOT / "procedures").glob("*.sql")}
+    expected |= {f"service/proxy/{p.name}" for p in (ROOT / "proxy").glob("*.sql")}
     expected |= {
         "service/openapi.json",
         "service/server.py",
@@ -72,6 +73,7 @@ def test_installed_wheel_migrates_from_its_own_files(wheel, tmp_path, empty_db_u
             "-c",
             "from service import docs, schema; "
             "print(schema.resource_dir('sql')); print(schema.resource_dir('procedures')); "
+            "print(schema.resource_dir('proxy')); "
             "print(docs.OPENAPI_PATH)",
         ],
         cwd=tmp_path,
