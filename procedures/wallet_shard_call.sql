@@ -27,12 +27,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_argument_names text[];
     v_types oid[];
-    v_modes text[];
-    v_inputs integer;
+    v_modes "char"[];
+    v_inputs smallint;
     v_returns oid;
-    v_arguments text[] := '{}';
+    v_arguments text[] := ARRAY[]::text[];
     v_position integer;
     v_problem text;
+    v_field_name text := 'function';
     v_call text;
     v_result jsonb;
     v_state text;
@@ -40,7 +41,7 @@ DECLARE
     v_detail text;
     v_field text;
 BEGIN
-    SELECT p.proargnames, p.proargtypes::oid[], p.proargmodes::text[], p.pronargs, p.prorettype
+    SELECT p.proargnames, p.proargtypes::oid[], p.proargmodes, p.pronargs, p.prorettype
       INTO v_argument_names, v_types, v_modes, v_inputs, v_returns
       FROM pg_proc p
      WHERE p.proname::text = p_function AND p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
@@ -53,15 +54,16 @@ BEGIN
         v_position := array_position(v_argument_names, p_names[i]);
         IF v_position IS NULL OR v_position > v_inputs THEN
             v_problem := format('%s has no argument %s', p_function, coalesce(p_names[i], 'NULL'));
+            v_field_name := 'arguments';
         ELSE  -- (proargtypes, an oidvector, is indexed from 0)
             v_arguments := v_arguments || format('%I => $1[%s]::%s', p_names[i], i,
                                                  format_type(v_types[v_position - 1], NULL));
         END IF;
     END LOOP;
     IF v_problem IS NOT NULL THEN
-        RAISE EXCEPTION 'invalid argument function: %', v_problem
-            USING ERRCODE = 'WL006', COLUMN = 'function',
-                  DETAIL = json_build_object('field', 'function', 'message', v_problem)::text;
+        RAISE EXCEPTION 'invalid argument %: %', v_field_name, v_problem
+            USING ERRCODE = 'WL006', COLUMN = v_field_name,
+                  DETAIL = json_build_object('field', v_field_name, 'message', v_problem)::text;
     END IF;
     v_call := format('SELECT coalesce(jsonb_agg(to_jsonb(r) - %L ORDER BY r.ordinality), %L) '
                      'FROM ROWS FROM (public.%I(%s)) WITH ORDINALITY r%s',
@@ -69,7 +71,7 @@ BEGIN
                      CASE WHEN (SELECT t.typtype::text FROM pg_type t WHERE t.oid = v_returns) IN ('b', 'e', 'd')
                           THEN format(' (%I, ordinality)', coalesce(
                                    (SELECT v_argument_names[i] FROM generate_subscripts(v_modes, 1) i
-                                     WHERE v_modes[i] IN ('o', 't')), 'value'))
+                                     WHERE v_modes[i] IN ('o'::"char", 't'::"char")), 'value'))
                           ELSE '' END);
     BEGIN
         IF p_reserved_key IS NOT NULL THEN

@@ -23,3 +23,18 @@ CREATE TABLE reference_directory (
     user_id      wallet_ref NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- A player wallet opens only on the player's home shard (_wallet_home: always true on a database that is no
+-- shard), whoever calls: the proxy routes by player, and a DBA posting on the wrong shard directly, or a
+-- caller of the proxy's routing helpers who picks a partition, is refused (WL008) instead of splitting a
+-- player over two shards. The function's body is procedures/_wallet_check_home.sql, applied right after the
+-- migrations; until then this placeholder refuses every new player wallet (fail closed).
+CREATE FUNCTION _wallet_check_home() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'no player wallet opens before the wallet functions are installed (wallet-service migrate)';
+END;
+$$;
+CREATE TRIGGER wallets_player_at_home BEFORE INSERT ON wallets
+    FOR EACH ROW WHEN (NEW.kind = 'PLAYER')
+    EXECUTE FUNCTION _wallet_check_home();

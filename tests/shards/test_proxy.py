@@ -185,9 +185,16 @@ def test_verify_checks_every_shard_and_names_it(sharded: Sharded):
     with psycopg.connect(sharded.proxy, autocommit=True) as proxy:
         (stranger,) = players_on(proxy, 1, 1, "stranger")
         assert proxy.execute("SELECT * FROM wallet_verify()").fetchall() == []
-    # a DBA posts on the wrong shard, directly
+    # a DBA posting on the wrong shard directly is refused...
     with psycopg.connect(sharded.shards[0], autocommit=True) as s0:
+        with pytest.raises(psycopg.Error) as refused:
+            s0.execute("SELECT wallet_topup(%s, 'GOLD_COINS', 5, 'wrong_shard')", (stranger,))
+        assert refused.value.diag.sqlstate == "WL008"
+        assert refused.value.diag.message_primary.startswith(f"player {stranger} does not live on shard s0")
+        # ...unless the guard is off
+        s0.execute("ALTER TABLE wallets DISABLE TRIGGER wallets_player_at_home")
         s0.execute("SELECT wallet_topup(%s, 'GOLD_COINS', 5, 'wrong_shard')", (stranger,))
+        s0.execute("ALTER TABLE wallets ENABLE TRIGGER wallets_player_at_home")
     # and breaks a balance on the other one
     with psycopg.connect(sharded.shards[1], autocommit=True) as s1:
         s1.execute("ALTER TABLE wallets DISABLE TRIGGER USER")

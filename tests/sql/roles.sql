@@ -23,8 +23,10 @@ SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n 
                    WHERE n.nspname = 'public' AND p.proname ~ '^_?wallet_' AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
     'PUBLIC may execute no wallet function');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                   WHERE n.nspname = 'public' AND p.proname ~ '^wallet_' AND p.proname <> 'wallet_grant_role'
-                     AND NOT p.prosecdef$$, 'every public wallet_* function runs as its owner (SECURITY DEFINER)');
+                   WHERE n.nspname = 'public' AND p.proname ~ '^wallet_'
+                     AND p.proname NOT IN ('wallet_grant_role', 'wallet_shard_call', 'wallet_shard_batch', 'wallet_shard_rows')
+                     AND NOT p.prosecdef$$,
+    'every public wallet_* function runs as its owner (SECURITY DEFINER), but those documented to run with the caller''s rights');
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                    WHERE n.nspname = 'public' AND p.prosecdef
                      AND NOT coalesce(p.proconfig @> ARRAY['search_path=public, pg_temp'], false)$$,
@@ -38,7 +40,11 @@ SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'pu
                                         'wallet_migrations', 'wallet_chain_heads', 'wallet_verify_anchor',
                                         'wallet_purchase', 'wallet_reverse', 'wallet_hold', 'wallet_capture',
                                         'wallet_void', 'wallet_hold_status', 'wallet_expire_holds',
-                                        'wallet_events', 'wallet_events_sequence', 'wallet_post_batch')),
+                                        'wallet_events', 'wallet_events_sequence', 'wallet_post_batch',
+                                        -- the shard's side of the PL/Proxy database (not wallet_shard_seed: it mints)
+                                        'wallet_shard_call', 'wallet_shard_reserved', 'wallet_shard_claim',
+                                        'wallet_shard_owner', 'wallet_shard_verify', 'wallet_shard_verify_anchor',
+                                        'wallet_shard_events', 'wallet_shard_batch', 'wallet_shard_rows')),
           ARRAY[]::text[], 'wallet_app may execute the API and nothing else (no helper, no seed, no key management)');
 
 SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace
@@ -55,7 +61,7 @@ SELECT is(ARRAY(SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronames
                   AND has_function_privilege('wallet_app', p.oid, 'EXECUTE')
                   AND NOT has_function_privilege('public', p.oid, 'EXECUTE') AND p.prosecdef
                 ORDER BY 1),
-          ARRAY['wallet_events(bigint,text,integer)', 'wallet_events_sequence(integer)'],
+          ARRAY['wallet_events(bigint,text,integer)', 'wallet_events_sequence(integer)', 'wallet_shard_events(jsonb,integer)'],
           'wallet_app may execute the event reader and sequencer (SECURITY DEFINER), PUBLIC neither, no event helper');
 
 -- ---------------------------------------------------------------- as wallet_app

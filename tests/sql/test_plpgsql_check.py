@@ -87,11 +87,6 @@ ACCEPTED = {
         "it runs right after INSERT ... ON CONFLICT waited for a concurrent holder of the key, and must see "
         "that holder's entries: VOLATILE guarantees a fresh snapshot for each of its statements"
     ),
-    ("wallet_shard_call", "text type variable is not sanitized"): (
-        "it runs the statement it built: the function and argument names checked against pg_proc and "
-        "quoted with %I, the types from the catalog, every value a parameter ($1[i]); nothing the caller sends "
-        "becomes SQL text (tests/sql/wallet_shard_call.sql tries)"
-    ),
 }
 
 
@@ -129,6 +124,7 @@ def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Conne
         ("_wallet_reject_ledger_change", "event_inbox"),
         ("_wallet_check_inbox_delete", "event_inbox"),
         ("_wallet_enqueue_event", "transactions"),
+        ("_wallet_check_home", "wallets"),
     }, "every trigger function is checked against every table it is a trigger of"
     new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")
     assert new_entries["newtable"] == "new_entries", "the statement trigger's transition table is passed on"
