@@ -44,8 +44,8 @@ BEGIN
     SELECT p.proargnames, p.proargtypes::oid[], p.proargmodes, p.pronargs, p.prorettype
       INTO v_argument_names, v_types, v_modes, v_inputs, v_returns
       FROM pg_proc p
-     WHERE p.proname::text = p_function AND p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
-       AND p.proname::text ~ '^wallet_' AND p.proname::text !~ '^wallet_shard_';
+     WHERE p.proname = p_function::name AND p.pronamespace = 'public'::regnamespace AND p.prokind = 'f'
+       AND p_function ~ '^wallet_' AND p_function !~ '^wallet_shard_';  -- (proname = name: pg_proc's index)
     IF NOT FOUND THEN
         v_problem := format('%s is no public wallet function', coalesce(p_function, 'NULL'));
     END IF;

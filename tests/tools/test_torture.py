@@ -101,6 +101,68 @@ def test_short_torture_run_has_faults_and_no_violations(tmp_path):
     assert b["postings_checked_in_order"] > 0, b
 
 
+def test_short_sharded_torture_run_has_faults_and_no_violations(tmp_path):
+    """The same workload and checks through a PL/Proxy database in front of 2 shards (Debian's PostgreSQL, one
+    cluster): the service, the postmaster (all three databases at once) and sessions of every database killed."""
+    report = tmp_path / "report.json"
+    run = subprocess.run(
+        [
+            str(WALLET_SERVICE),
+            "torture",
+            "--shards",
+            "2",
+            "--duration",
+            "20",
+            "--clients",
+            "12",
+            "--hot-players",
+            "3",
+            "--cold-players",
+            "60",
+            "--seed",
+            "11",
+            "--kill-service-every",
+            "7",
+            "--kill-postgres-every",
+            "8",
+            "--terminate-backends-every",
+            "1",
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(run.stdout[-5000:], run.stderr[-5000:])
+    summary = json.loads(report.read_text())
+    assert run.returncode == 0, summary["violation_examples"]
+    assert summary["violations"] == 0
+    assert summary["shards"] == 2 and all(n > 0 for n in summary["players_by_shard"].values())
+    assert len(summary["players_by_shard"]) == 2
+    faults = summary["faults"]
+    assert faults["service kill -9"] >= 1 and faults["postgres kill -9"] >= 1
+    assert faults["pg_terminate_backend"] >= 1 and summary["terminated_sessions"] >= 1
+    assert summary["crash_recoveries"] >= faults["postgres kill -9"], "every postmaster kill meant WAL replay"
+    assert summary["service_starts"] == 1 + faults["service kill -9"]
+    # sessions of the proxy's database and of the shards' (PL/Proxy's connections) were terminated
+    by_db = summary["terminated_sessions_by_database"]
+    assert by_db.get("wallet_proxy", 0) > 0 and by_db.get("wallet_s0", 0) + by_db.get("wallet_s1", 0) > 0, by_db
+    assert summary["durability"]["fsync"] == "on"
+    assert summary["durability"]["synchronous_commit_in_wallet_transaction"] == "on"
+    # while the cluster was down the service on the proxy answered 503 (GET /health and a balance read), and
+    # answered from the ledger again once it was back
+    probes = summary["outage_probes"]
+    assert probes.get("health 503 while down", 0) >= 1, probes
+    assert sum(n for k, n in probes.items() if k.startswith("balance 503") and k.endswith("while down")), probes
+    assert summary["recovery_seconds"], summary
+    assert summary["acknowledged"] > 300 and summary["refused_insufficient_funds"] > 0
+    assert summary["replays_checked"] > 0 and summary["conflicts_checked"] > 0
+    kinds = summary["operations_by_kind"]
+    assert all(kinds.get(k, 0) > 0 for k in ("purchase", "reverse", "hold", "capture", "void")), kinds
+    assert summary["batches"]["operations_acknowledged"] > 0
+
+
 def test_durability_check_refuses_a_server_without_fsync(db_url):
     # the test suite's own server runs with fsync off (pytest-postgresql starts it with -F)
     settings, problems = check_durability(db_url, "probe_player")

@@ -27,10 +27,22 @@ available (balance minus active holds) never went negative at any point of any w
 may be negative and wallet_verify() must be empty. Durability is checked, not assumed: fsync and
 synchronous_commit (also inside a wallet transaction) must be on. Exit status 1 on any violation.
 
-Modules: options (the command line), records (what the clients sent and heard: Op, Batch, Stats), processes (the
-embedded PostgreSQL and the service, killed and restarted), durability (the settings check), workload (the
-clients, their operations and retries), faults (kills, restarts, backend terminations), check (the final
-checks against the ledger and the model), report (the summary, printed and as JSON), run (one whole run).
+Sharded (--shards N): the same workload and checks against a PL/Proxy database in front of N shard databases
+(service/shards.py), all in one cluster of Debian's PostgreSQL run as the postgres user (it has PL/Proxy; the
+package is installed if missing), the service on the proxy. The postmaster kill takes every database down at
+once; the first outage, and every long one, is probed: GET /health and a balance read must answer 503 while
+the cluster is down, and the service must answer from the ledger again soon after the restart. Terminated
+sessions are those of one database at a time: the service's on the proxy, or PL/Proxy's on a shard. The
+checker reads each shard directly (each player lives on one; a reference id, hold or wallet on two shards is
+a violation; system wallets are per shard and no check sums them), calls wallet_verify() through the proxy
+(it checks every shard), and counts any 500 answer as a violation (the proxy raises what it cannot map as an
+internal error). Durability is checked through the proxy and on each shard (a probe rolled back there).
+
+Modules: options (the command line), records (what the clients sent and heard: Op, Batch, Stats), processes
+(the embedded PostgreSQL or, sharded, Debian's, and the service, killed and restarted), durability (the
+settings check), workload (the clients, their operations and retries), faults (kills, restarts, backend
+terminations, outage probes), check (the final checks against the ledger and the model), report (the summary,
+printed and as JSON), run (one whole run).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from tools.torture.records import Legs, Op, Stats
+from tools.torture.records import AMBIGUOUS, Legs, Op, Stats
 
 Wallet = tuple[str, str]  # (user_id, asset_code)
 # A committed transaction of the run: transaction_id, type, user_id, original (the reversed transaction's
@@ -36,16 +36,29 @@ class Resolution:
     unknown_not_committed: int = 0
     late_commits: int = 0  # refused (or ambiguous) answers, committed by an overlapping earlier attempt
     holds: Counter[str] = field(default_factory=Counter)  # the run's holds by how they ended
+    players_by_shard: dict[str, int] = field(default_factory=dict)  # sharded: the run's players on each shard
 
 
 async def check(
-    ops: Mapping[str, Op], stats: Stats, session: aiohttp.ClientSession, base: str, db_url: str, run_id: str
+    ops: Mapping[str, Op],
+    stats: Stats,
+    session: aiohttp.ClientSession,
+    base: str,
+    db_url: str,
+    run_id: str,
+    shard_urls: Sequence[str] = (),
 ) -> Resolution:
-    """Every check, over the operations of run `run_id`, against the API at `base` and the database."""
+    """Every check, over the operations of run `run_id`, against the API at `base` and the database: one
+    server's (db_url), or, when shard_urls are given, the shards' (each read directly, every player at home on
+    one of them) behind the PL/Proxy database db_url, whose wallet_verify() checks every shard."""
     res = Resolution()
     looked_up = await resolve_unknown(ops, session, base, res)
     views = await hold_views(ops, session, base)
-    txs, holds, balances = committed_in_db(db_url, run_id)
+    if shard_urls:
+        check_server_errors(ops, stats)
+        txs, holds, balances = committed_in_shards(shard_urls, run_id, stats, res)
+    else:
+        txs, holds, balances = committed_in_db(db_url, run_id)
     res.holds.update(h["status"] for h in holds.values())
     check_committed(ops, txs, holds, run_id, stats)
     check_operations(ops, txs, holds, looked_up, stats, res)
@@ -58,13 +71,17 @@ async def check(
     users = sorted({u for u, _ in balances if not u.startswith(f"{run_id}-probe")})
     api = {user: await get_json(session, f"{base}/wallets/{user}/balance") for user in users}
     check_api_balances(api, balances, stats)
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        # the crash recoveries reset the counters that make autovacuum analyze: without fresh statistics,
-        # wallet_verify's plans over the whole ledger came from when it was small (minutes instead of seconds)
-        conn.execute("ANALYZE")
+    negative = 0
+    for url in shard_urls or [db_url]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            # the crash recoveries reset the counters that make autovacuum analyze: without fresh statistics,
+            # wallet_verify's plans over the whole ledger came from when it was small (minutes, not seconds)
+            conn.execute("ANALYZE")
+            row = conn.execute("SELECT count(*) FROM wallets WHERE balance < 0").fetchone()
+            negative += row[0] if row else 0
+    with psycopg.connect(db_url, autocommit=True) as conn:  # the proxy's wallet_verify() checks every shard
         verify = conn.execute("SELECT * FROM wallet_verify()").fetchall()
-        row = conn.execute("SELECT count(*) FROM wallets WHERE balance < 0").fetchone()
-    check_verify(verify, row[0] if row else 0, stats)
+    check_verify(verify, negative, stats)
     return res
 
 
@@ -202,6 +219,45 @@ def committed_in_db(url: str, run_id: str) -> tuple[dict[str, Tx], dict[str, Hol
     ]
     holds = {row[0]: dict(zip(names, row[1:], strict=True)) for row in hold_rows}
     return txs, holds, {(u, a): b for u, a, b in balances}
+
+
+def committed_in_shards(
+    urls: Sequence[str], run_id: str, stats: Stats, res: Resolution
+) -> tuple[dict[str, Tx], dict[str, Hold], dict[Wallet, int]]:
+    """committed_in_db() of every shard (s0, s1, ... in the order of urls), merged: a reference id committed on
+    two shards counts as duplicated; a hold, or a wallet, on two shards is a violation. Each transaction
+    and hold says its shard. Each shard numbers its own entries, but a wallet's entries are all on its
+    player's shard, so their ids still order them."""
+    txs: dict[str, Tx] = {}
+    holds: dict[str, Hold] = {}
+    balances: dict[Wallet, int] = {}
+    where: dict[Wallet, str] = {}
+    for n, url in enumerate(urls):
+        shard = f"s{n}"
+        shard_txs, shard_holds, shard_balances = committed_in_db(url, run_id)
+        for ref, tx in shard_txs.items():
+            tx["shard"] = shard
+            if ref in txs:
+                other = txs[ref]
+                copies = other.get("duplicates", 1) + tx.get("duplicates", 1)
+                stats.violation(f"{ref}: committed on {other.get('shard')} ({other}) and on {shard} ({tx})")
+                other["duplicates"] = copies
+            else:
+                txs[ref] = tx
+        for ref, hold in shard_holds.items():
+            hold["shard"] = shard
+            if ref in holds:
+                stats.violation(f"{ref}: a hold on {holds[ref]['shard']} ({holds[ref]}) and on {shard} ({hold})")
+            else:
+                holds[ref] = hold
+        for wallet, balance in shard_balances.items():
+            if wallet in balances:
+                stats.violation(f"{wallet}: a wallet on {where[wallet]} and on {shard}")
+                continue
+            balances[wallet], where[wallet] = balance, shard
+        players = {user for user, _ in shard_balances if not user.startswith(f"{run_id}-probe")}
+        res.players_by_shard[shard] = len(players)
+    return txs, holds, balances
 
 
 def legs_of(tx: Tx) -> Legs:
@@ -531,6 +587,19 @@ def check_api_balances(api: Mapping[str, Any], balances: Mapping[Wallet, int], s
             held, available = b.get("held"), b.get("available")
             if not isinstance(held, int) or held < 0 or available != b["balance"] - held or available < 0:
                 stats.violation(f"{user}: the API reports {b}")
+
+
+def check_server_errors(ops: Mapping[str, Op], stats: Stats) -> None:
+    """Sharded: no answer was a 500 (the proxy raises what it cannot map as XX000: a bug of the proxy, where one
+    server answers or says 503). Each operation so answered is named with the answer; a batch answered 500 is
+    counted (its request is in the clients' records)."""
+    for op in all_ops(ops):
+        for status, code, body in op.answers:
+            if status == AMBIGUOUS and "500" in str(code).split():
+                stats.violation(f"{op.key}: {op.kind} {op.body()} answered {code} {body}")
+    for answer, count in stats.answers.items():
+        if answer.startswith("batch") and " 500" in answer:
+            stats.violation(f"{count} batches answered {answer}")
 
 
 def check_verify(verify: list[tuple[Any, ...]], negative: int, stats: Stats) -> None:

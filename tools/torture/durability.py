@@ -15,11 +15,11 @@ def _one(conn: psycopg.Connection, query: str) -> str:
     return str(row[0])
 
 
-def check_durability(url: str, probe_user: str) -> tuple[dict[str, str], list[str]]:
+def check_durability(url: str, probe_user: str, rollback: bool = False) -> tuple[dict[str, str], list[str]]:
     """The server's durability settings, and what is wrong with them (empty when an acknowledged commit is
     flushed to disk). synchronous_commit is read three ways: server-wide, from per-role/per-database and
     per-function overrides, and inside a transaction that has just posted through wallet_topup (where a
-    function's SET LOCAL would show)."""
+    function's SET LOCAL would show). rollback: that posting is rolled back, not committed."""
     problems: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
         settings = {name: _one(conn, f"SHOW {name}") for name in DURABILITY_SETTINGS}
@@ -41,6 +41,8 @@ def check_durability(url: str, probe_user: str) -> tuple[dict[str, str], list[st
             settings["synchronous_commit_in_wallet_transaction"] = _one(
                 conn, "SELECT current_setting('synchronous_commit')"
             )
+            if rollback:
+                raise psycopg.Rollback()
     if settings["fsync"] != "on":
         problems.append(f"fsync is {settings['fsync']}: a committed transaction may be lost in a crash")
     if settings["full_page_writes"] != "on":
@@ -51,4 +53,36 @@ def check_durability(url: str, probe_user: str) -> tuple[dict[str, str], list[st
     for (row,) in overrides + functions:
         if row.lower().endswith("=off"):
             problems.append(f"durability override: {row}")
+    return settings, problems
+
+
+def home_player(url: str, prefix: str) -> str:
+    """A player named prefix-N that lives on the shard at url (its partition is one of the shard's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n in range(10_000):
+            row = conn.execute("SELECT _wallet_home(%s)", (f"{prefix}-{n}",)).fetchone()
+            if row is not None and row[0]:
+                return f"{prefix}-{n}"
+    raise RuntimeError(f"no player {prefix}-N lives on {url}")
+
+
+def check_durability_sharded(
+    proxy_url: str, shard_urls: list[str], probe_user: str
+) -> tuple[dict[str, str], list[str]]:
+    """check_durability() through the PL/Proxy database (its server's settings, the cluster's overrides, the
+    proxy's functions; a probe posted through the proxy, which runs on a shard in a session of its own), then on
+    each shard (its functions' overrides, and synchronous_commit inside a wallet transaction there: the
+    probe, of a player at home on that shard, rolled back). synchronous_commit_in_wallet_transaction is then
+    the shards' (the proxy's own, as synchronous_commit_in_proxy_transaction)."""
+    settings, problems = check_durability(proxy_url, probe_user)
+    settings["synchronous_commit_in_proxy_transaction"] = settings.pop("synchronous_commit_in_wallet_transaction")
+    in_shards: list[str] = []
+    for n, url in enumerate(shard_urls):
+        shard_settings, shard_problems = check_durability(url, home_player(url, f"{probe_user}-s{n}"), rollback=True)
+        problems += [f"s{n}: {problem}" for problem in shard_problems]
+        in_shards.append(shard_settings["synchronous_commit_in_wallet_transaction"])
+        for name in DURABILITY_SETTINGS:
+            if shard_settings[name] != settings[name]:  # (one cluster: cannot differ)
+                problems.append(f"s{n}: {name} is {shard_settings[name]}, the proxy's {settings[name]}")
+    settings["synchronous_commit_in_wallet_transaction"] = ",".join(sorted(set(in_shards)))
     return settings, problems

@@ -68,6 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="PostgreSQL data directory (default: a scratch directory, removed afterwards)",
     )
     parser.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run sharded: the service on a PL/Proxy database in front of N shard databases, all in one cluster "
+        "of Debian's PostgreSQL (which has PL/Proxy) run as the postgres user; the faults hit all of them "
+        "(default 0: one embedded PostgreSQL database)",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=64,
+        help="with --shards: the partitions players are spread over (a power of two, default 64)",
+    )
     parser.add_argument("--report", type=Path, default=None, help="also write the summary as JSON here")
 
 
@@ -84,6 +99,8 @@ class Options:
     request_timeout: float = 2.0
     data_dir: Path | None = None
     port: int = 0
+    shards: int = 0
+    partitions: int = 64
     report: Path | None = None
 
     @classmethod

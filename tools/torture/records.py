@@ -179,6 +179,9 @@ class Stats:
     answers: Counter[str] = field(default_factory=Counter)  # "201", "200", "422 INSUFFICIENT_FUNDS", "timeout", ...
     faults: Counter[str] = field(default_factory=Counter)
     terminated_sessions: int = 0
+    terminated_by_database: Counter[str] = field(default_factory=Counter)  # sharded: by database
+    outage_probes: Counter[str] = field(default_factory=Counter)  # sharded: answers while PostgreSQL was down
+    recovery_seconds: list[float] = field(default_factory=list)  # sharded: until answered again after a restart
     abandoned: int = 0
     replays_checked: int = 0
     conflicts_checked: int = 0

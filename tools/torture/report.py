@@ -90,6 +90,11 @@ def summarize(
         "answers": dict(sorted(stats.answers.items())),
         "faults": {kind: stats.faults.get(kind, 0) for kind in FAULT_KINDS},
         "terminated_sessions": stats.terminated_sessions,
+        "shards": options.shards,
+        "players_by_shard": resolution.players_by_shard,
+        "terminated_sessions_by_database": dict(sorted(stats.terminated_by_database.items())),
+        "outage_probes": dict(sorted(stats.outage_probes.items())),
+        "recovery_seconds": stats.recovery_seconds,
         "service_starts": service_starts,
         "crash_recoveries": crash_recoveries,
         "acknowledged": len(acked),
@@ -130,6 +135,17 @@ def print_summary(s: dict[str, Any]) -> None:
         f"faults injected:       service kill -9: {f['service kill -9']}, postgres kill -9: "
         f"{f['postgres kill -9']}, pg_terminate_backend: {f['pg_terminate_backend']} "
         f"({s['terminated_sessions']} sessions); crash recoveries in the PostgreSQL log: {s['crash_recoveries']}",
+    ]
+    if s["shards"]:
+        by_db = ", ".join(f"{k} {v}" for k, v in s["terminated_sessions_by_database"].items())
+        players = ", ".join(f"{k} {v}" for k, v in s["players_by_shard"].items())
+        lines.append(
+            f"sharded:               PL/Proxy in front of {s['shards']} shards (players with a wallet: {players}); "
+            f"sessions terminated by database: {by_db}; while the cluster was down: "
+            f"{', '.join(f'{k}: {v}' for k, v in s['outage_probes'].items()) or 'not probed'}; answered again "
+            f"{', '.join(f'{x} s' for x in s['recovery_seconds']) or '-'} after each probed restart"
+        )
+    lines += [
         f"acknowledged:          {s['acknowledged']} (first acknowledgement was a replay: "
         f"{s['acknowledged_as_replay']})",
         f"refused:               insufficient funds {s['refused_insufficient_funds']}, wallet not found "
