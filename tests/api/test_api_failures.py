@@ -110,6 +110,7 @@ async def test_registry_maps_every_sqlstate(aiohttp_client, app_url, auth_header
         assert error["details"] == {"errors": [{"field": "f", "message": "m"}]}
 
 
+@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
 async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(
     aiohttp_client, app_url, auth_headers, db_url, conn
 ):
@@ -126,6 +127,7 @@ async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(
     assert snapshot(conn) == before and violations(conn) == []
 
 
+@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
 async def test_lock_released_during_retries_succeeds(aiohttp_client, app_url, auth_headers, db_url):
     client = await aiohttp_client(
         create_app(app_url, retries=2, pool_min_size=1, pool_max_size=4), headers=auth_headers

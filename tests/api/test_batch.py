@@ -3,10 +3,10 @@ database state, one refusal never affects the others, the whole-request refusals
 is this route's own (1 MiB; every other route keeps 64 KiB), each operation needs its own scope, and two
 concurrent batches over the same players deadlock nowhere and keep the books consistent.
 
-The comparisons run the batch against this test's database and the single routes against a twin: a second
-copy of the same migrated and seeded template, with the same keys. Transaction ids (random uuids) and
-timestamps differ between the two; each is replaced by what it stands for in its own database (the
-transaction's reference id; the transaction's own created_at), so the rest compares exactly."""
+The comparisons run the batch against this test's database and the single routes against a twin (fixture
+twin_db_url, tests/api/conftest.py): a second copy of the same template, with the same keys. Transaction ids
+(random uuids) and timestamps differ between the two; each is replaced by what it stands for in its own
+database (the transaction's reference id; the transaction's own created_at), so the rest compares exactly."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -42,18 +40,6 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 # ---------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def twin_db_url(postgresql_proc, db_url) -> Iterator[str]:
-    """A second database, another copy of the template this test's own database was copied from."""
-    server = f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}"
-    name = "batch_twin_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgresql_proc.template_dbname}"')
-    yield f"{server}/{name}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

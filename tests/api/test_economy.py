@@ -1304,6 +1304,7 @@ async def test_ids_with_braces_slashes_and_percents_work_in_paths(client):
     assert r.status == 200 and len((await r.json())["transactions"]) == 1
 
 
+@pytest.mark.single_server("locks a wallet row in its database (a proxy view locks none), counts its lock waits")
 @pytest.mark.parametrize("operation", ["purchase", "reverse", "capture"])
 async def test_requests_waiting_on_a_locked_wallet_hold_only_their_share_of_the_pool(client, db_url, conn, operation):
     """service/database.py's per-wallet gate: a purchase goes through the gate of each of its wallets, a

@@ -37,6 +37,7 @@ from schemathesis.config import SchemathesisConfig
 from service import schema
 from service.docs import OPENAPI_PATH
 from tests.access import APP_LOGIN, app_login_url, bearer, create_key
+from tests.sharding import copy_set, drop_set, server_url
 from tools.launcher import CONSOLE_SCRIPT, Serve
 
 EXAMPLES = int(os.environ.get("WALLET_SCHEMATHESIS_EXAMPLES", "40"))
@@ -65,10 +66,16 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def module_db_url(postgresql_proc):
-    """A migrated and seeded database shared by this module's tests (one service for all operations)."""
-    server = f"postgresql://{postgresql_proc.user}@{postgresql_proc.host}:{postgresql_proc.port}"
+@pytest.fixture(scope="module", params=["single", "sharded"])
+def module_db_url(request, postgresql_proc):
+    """A migrated and seeded database shared by this module's tests (one service for all operations): one
+    server's, or the proxy database of a sharded set (tests/sharding.py): the module runs once per backend."""
+    server = server_url(postgresql_proc)
+    if request.param == "sharded":
+        databases = copy_set(server, request.getfixturevalue("sharded_template"), prefix="schemathesis")
+        yield databases.proxy
+        drop_set(server, databases)
+        return
     name = "schemathesis_" + uuid.uuid4().hex[:12]
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
