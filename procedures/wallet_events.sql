@@ -23,15 +23,8 @@ SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_newest bigint;
-    v_limit integer := coalesce(p_limit, _wallet_max_page());
+    v_limit integer := _wallet_check_events_call(p_after, p_user_id, p_limit);
 BEGIN
-    IF p_after IS NULL OR p_after < 0 THEN
-        PERFORM _wallet_invalid_argument('last_event_id', 'must be a non-negative integer');
-    END IF;
-    PERFORM _wallet_check_id('user_id', p_user_id, false);
-    IF p_limit NOT BETWEEN 1 AND _wallet_max_page() THEN
-        PERFORM _wallet_invalid_argument('limit', format('must be an integer from 1 to %s', _wallet_max_page()));
-    END IF;
 
     PERFORM wallet_events_sequence();
     -- a new statement, a new snapshot: what this or any other sequencer committed (always a prefix 1..n)

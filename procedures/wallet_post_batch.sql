@@ -88,15 +88,7 @@ DECLARE
     c_field text;
     v_opened bigint;
 BEGIN
-    IF jsonb_typeof(p_operations) IS DISTINCT FROM 'array' THEN
-        PERFORM _wallet_invalid_argument('operations', 'must be a JSON array of operations');
-    END IF;
-    v_count := jsonb_array_length(p_operations);
-    IF v_count NOT BETWEEN 1 AND _wallet_max_batch() THEN
-        PERFORM _wallet_invalid_argument('operations',
-            format('must hold 1 to %s operations, not %s', _wallet_max_batch(), v_count));
-    END IF;
-    PERFORM _wallet_check_id('actor', p_actor, false);
+    v_count := _wallet_check_batch_call(p_operations, p_actor);
 
     -- 1. every operation's fields, and whether all of them are valid (one expression per operation)
     SELECT array_agg(o.type ORDER BY o.n), array_agg(o.user_id ORDER BY o.n), array_agg(o.asset_code ORDER BY o.n),

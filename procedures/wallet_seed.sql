@@ -1,7 +1,8 @@
 -- wallet_seed: post the demo players' opening balances (TREASURY -> player, type INITIAL_BALANCE).
 -- Idempotent: each posting has a fixed reference id, so a second run replays and writes nothing.
 -- The assets and system wallets themselves come with the schema (migration 0002). On a shard only the players
--- at home there (_wallet_home): the PL/Proxy database's wallet_seed runs this on every shard.
+-- at home there (_wallet_home): the postings of wallet_shard_seed, which the PL/Proxy database's wallet_seed
+-- runs on every shard.
 -- Arguments: none.
 -- Returns: one wallet_posting row per opening balance (replayed = true when it was already there).
 -- Raises: WL004 if a seed reference id was used for something else.
@@ -11,12 +12,7 @@ RETURNS SETOF wallet_posting
 LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
-DECLARE
-    r record;
 BEGIN
-    FOR r IN SELECT * FROM _wallet_seed_rows() s WHERE _wallet_home(s.user_id) ORDER BY s.n LOOP
-        RETURN NEXT _wallet_post('INITIAL_BALANCE', r.user_id, r.asset_code, r.amount, r.reference_id,
-                                 p_display_name => r.display_name);
-    END LOOP;
+    RETURN QUERY SELECT (jsonb_populate_record(NULL::wallet_posting, s.posting)).* FROM wallet_shard_seed() s;
 END;
 $$;

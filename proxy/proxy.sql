@@ -394,15 +394,8 @@ SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_newest bigint;
-    v_limit integer := coalesce(p_limit, _wallet_max_page());
+    v_limit integer := _wallet_check_events_call(p_after, p_user_id, p_limit);
 BEGIN
-    IF p_after IS NULL OR p_after < 0 THEN
-        PERFORM _wallet_invalid_argument('last_event_id', 'must be a non-negative integer');
-    END IF;
-    PERFORM _wallet_check_id('user_id', p_user_id, false);
-    IF p_limit NOT BETWEEN 1 AND _wallet_max_page() THEN
-        PERFORM _wallet_invalid_argument('limit', format('must be an integer from 1 to %s', _wallet_max_page()));
-    END IF;
 
     PERFORM wallet_events_sequence();
     SELECT coalesce(max(e.id), 0) INTO v_newest FROM proxy_events e;
@@ -435,7 +428,6 @@ RETURNS TABLE (ordinal integer, transaction_id uuid, user_id text, asset_code te
                message text, detail jsonb, field text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_count integer;
     v_items jsonb;
     v_owners jsonb;
     v_results jsonb := '[]';
@@ -443,15 +435,7 @@ DECLARE
     r record;
     v_message text;
 BEGIN
-    IF jsonb_typeof(p_operations) IS DISTINCT FROM 'array' THEN
-        PERFORM _wallet_invalid_argument('operations', 'must be a JSON array of operations');
-    END IF;
-    v_count := jsonb_array_length(p_operations);
-    IF v_count NOT BETWEEN 1 AND _wallet_max_batch() THEN
-        PERFORM _wallet_invalid_argument('operations',
-            format('must hold 1 to %s operations, not %s', _wallet_max_batch(), v_count));
-    END IF;
-    PERFORM _wallet_check_id('actor', p_actor, false);
+    PERFORM _wallet_check_batch_call(p_operations, p_actor);
 
     -- each operation, its player and key when they are strings
     SELECT jsonb_agg(jsonb_build_object(

@@ -77,7 +77,7 @@ ROUTES: dict[str, str] = {
 }
 
 # Pure helpers the proxy's own functions call, copied from a shard so that their rules and messages are the
-# shards' (argument checks of events and batches).
+# shards' (the argument checks of events and batches).
 COPIED_HELPERS = (
     "_wallet_max_id_length",
     "_wallet_max_page",
@@ -85,6 +85,8 @@ COPIED_HELPERS = (
     "_wallet_printable",
     "_wallet_invalid_argument",
     "_wallet_check_id",
+    "_wallet_check_events_call",
+    "_wallet_check_batch_call",
 )
 
 # Public functions of the proxy that wallet_app may not execute (as on one server, _wallet_secure).
@@ -264,6 +266,13 @@ def _function(fn: Function, body: str) -> str:
     )
 
 
+# the types shards init copies to the proxy (and drops there before a re-run): enums and standalone composite
+# types of the public schema, not an extension's
+OUR_TYPES = """(t.typtype = 'e'
+            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                                                   AND d.deptype = 'e')"""
+
 TYPES = """
 SELECT t.typname::text, t.typtype::text,
        ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder),
@@ -273,9 +282,7 @@ SELECT t.typname::text, t.typtype::text,
               WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
   FROM pg_type t
  WHERE t.typnamespace = 'public'::regnamespace
-   AND (t.typtype = 'e' OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                                               AND d.deptype = 'e')
+   AND {OUR_TYPES}
  ORDER BY t.typtype DESC, 1
 """
 
@@ -347,10 +354,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT t.oid::regtype AS name FROM pg_type t
               WHERE t.typnamespace = 'public'::regnamespace
-                AND (t.typtype = 'e'
-                     OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                                                            AND d.deptype = 'e') LOOP
+                AND {OUR_TYPES} LOOP
         EXECUTE format('DROP TYPE %s CASCADE', r.name);
     END LOOP;
 END;
@@ -387,10 +391,7 @@ BEGIN
     END LOOP;
     FOR r IN SELECT t.oid::regtype AS name FROM pg_type t
               WHERE t.typnamespace = 'public'::regnamespace
-                AND (t.typtype = 'e'
-                     OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
-                                                            AND d.deptype = 'e') LOOP
+                AND {OUR_TYPES} LOOP
         EXECUTE format('ALTER TYPE %s OWNER TO wallet_owner', r.name);
     END LOOP;
     FOR r IN SELECT p.oid::regprocedure AS name, p.proname FROM pg_proc p
@@ -407,6 +408,8 @@ BEGIN
 END;
 $$
 """
+
+TYPES, DROP_OURS, SECURE = (q.replace("{OUR_TYPES}", OUR_TYPES) for q in (TYPES, DROP_OURS, SECURE))
 
 
 def cluster_sql(shards: Sequence[Shard], partition_count: int, owner_login: dict[str, str]) -> list[str]:
