@@ -14,7 +14,7 @@ so no sharded variant exists to be skipped."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -56,6 +56,26 @@ def db_url(request: pytest.FixtureRequest) -> str:
         return url_of(request.getfixturevalue("postgresql").info)
     databases: ShardedSet = request.getfixturevalue("sharded_db")
     return databases.proxy
+
+
+@pytest.fixture
+def home_db_url(request: pytest.FixtureRequest, db_url: str) -> Callable[[str], str]:
+    """The database a player's rows live in, for a test that must act on them directly (lock a wallet row, keep
+    a posting's transaction open): db_url on one server; through a proxy, the player's home shard."""
+    if request.node.callspec.params["db_url"] == "single":
+        return lambda user_id: db_url
+    databases: ShardedSet = request.getfixturevalue("sharded_db")
+
+    def home(user_id: str) -> str:
+        with psycopg.connect(databases.proxy, autocommit=True) as proxy:
+            row = proxy.execute(
+                "SELECT name FROM proxy_shards WHERE (hashtext(%s) & (partition_count - 1)) = ANY (partitions)",
+                (user_id,),
+            ).fetchone()
+        assert row is not None, f"no shard holds the partition of {user_id}"
+        return databases.shards[int(row[0].removeprefix("s"))]
+
+    return home
 
 
 @pytest.fixture

@@ -110,15 +110,14 @@ async def test_registry_maps_every_sqlstate(aiohttp_client, app_url, auth_header
         assert error["details"] == {"errors": [{"field": "f", "message": "m"}]}
 
 
-@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
 async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(
-    aiohttp_client, app_url, auth_headers, db_url, conn
+    aiohttp_client, app_url, auth_headers, home_db_url, conn
 ):
     client = await aiohttp_client(
         create_app(app_url, retries=0, pool_min_size=1, pool_max_size=4), headers=auth_headers
     )
     before = snapshot(conn)
-    with psycopg.connect(db_url) as holder:  # a transaction that keeps alice's wallet locked
+    with psycopg.connect(home_db_url("user_alice")) as holder:  # a transaction that keeps alice's wallet locked
         holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
         r = await client.post("/api/v1/wallets/spend", json=topup_body(amount=1, item_id="i"))
         assert r.status == 503 and r.headers["Retry-After"] == "1"
@@ -127,12 +126,11 @@ async def test_lock_held_past_lock_timeout_is_503_then_nothing_written(
     assert snapshot(conn) == before and violations(conn) == []
 
 
-@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
-async def test_lock_released_during_retries_succeeds(aiohttp_client, app_url, auth_headers, db_url):
+async def test_lock_released_during_retries_succeeds(aiohttp_client, app_url, auth_headers, home_db_url):
     client = await aiohttp_client(
         create_app(app_url, retries=2, pool_min_size=1, pool_max_size=4), headers=auth_headers
     )
-    holder = await psycopg.AsyncConnection.connect(db_url)
+    holder = await psycopg.AsyncConnection.connect(home_db_url("user_alice"))
     await holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
     retried = asyncio.Event()
 

@@ -31,8 +31,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) > 1 else values[0]
 
 
-@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
-async def test_a_stuck_wallet_costs_only_its_own_requests(aiohttp_client, db_url, conn, secret):
+async def test_a_stuck_wallet_costs_only_its_own_requests(aiohttp_client, db_url, home_db_url, conn, secret):
     # the service's defaults: pool of 10, 3 retries
     app = create_app(db_url, retries=3, pool_min_size=2, pool_max_size=10)
     client = await aiohttp_client(app, headers={"Authorization": f"Bearer {secret}"})
@@ -42,7 +41,7 @@ async def test_a_stuck_wallet_costs_only_its_own_requests(aiohttp_client, db_url
     ).fetchone()[0]
 
     # a psql session holds alice's GOLD_COINS wallet
-    holder = await psycopg.AsyncConnection.connect(db_url)
+    holder = await psycopg.AsyncConnection.connect(home_db_url("user_alice"))
     await holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_alice' AND asset_code = 'GOLD_COINS' FOR UPDATE")
     try:
 
@@ -104,12 +103,11 @@ async def test_a_stuck_wallet_costs_only_its_own_requests(aiohttp_client, db_url
     assert violations(conn) == []
 
 
-@pytest.mark.single_server("locks a wallet row (SELECT ... FOR UPDATE) in its database: the proxy's views lock none")
-async def test_a_full_queue_is_refused_at_once(aiohttp_client, db_url, conn, secret):
+async def test_a_full_queue_is_refused_at_once(aiohttp_client, db_url, home_db_url, conn, secret):
     app = create_app(db_url, retries=3, pool_min_size=2, pool_max_size=10)
     client = await aiohttp_client(app, headers={"Authorization": f"Bearer {secret}"})
     assert (await client.get("/api/v1/health")).status == 200
-    holder = await psycopg.AsyncConnection.connect(db_url)
+    holder = await psycopg.AsyncConnection.connect(home_db_url("user_bob"))
     await holder.execute("SELECT 1 FROM wallets WHERE user_id = 'user_bob' AND asset_code = 'GOLD_COINS' FOR UPDATE")
     before = snapshot(conn)
     try:
