@@ -444,11 +444,30 @@ CREATE TABLE IF NOT EXISTS proxy_shards (
 """
 
 
+# a ledger (one server's or a shard's) has these tables; the proxy re-install drops every wallet function and
+# view of its database (CASCADE), which on a ledger would take the triggers that guard it along
+LEDGER_MARKERS = ("_yoyo_migration", "transactions", "ledger_entries")
+
+
+def refuse_a_ledger(conn: psycopg.Connection, proxy_url: str) -> None:
+    row = conn.execute(
+        "SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c "
+        "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname = ANY (%s)",
+        (list(LEDGER_MARKERS),),
+    ).fetchone()
+    if row is not None and row[0]:
+        raise ShardError(
+            f"--proxy {conninfo(proxy_url)!r} is a ledger database (it has {', '.join(row[0])}), not a proxy: "
+            "give an empty database"
+        )
+
+
 def install_proxy(proxy_url: str, shards: Sequence[Shard], partition_count: int) -> None:
     with psycopg.connect(shards[0].url, autocommit=True) as shard_conn:
         statements = proxy_install_sql(shard_conn)
     with psycopg.connect(proxy_url, autocommit=True) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (schema._MIGRATE_LOCK_KEY,))
+        refuse_a_ledger(conn, proxy_url)
         conn.execute(ROLES)
         conn.execute("CREATE EXTENSION IF NOT EXISTS plproxy")
         conn.execute(DROP_OURS)
@@ -477,6 +496,8 @@ def record(conn: psycopg.Connection, shards: Sequence[Shard], partition_count: i
 def init(proxy_url: str, shard_urls: Sequence[str], partitions: int = DEFAULT_PARTITIONS) -> list[Shard]:
     """Migrate every shard, record its identity, install the proxy. Re-runnable. Returns the layout."""
     wanted = layout(shard_urls, partitions)
+    with psycopg.connect(proxy_url, autocommit=True) as conn:  # before any shard is touched
+        refuse_a_ledger(conn, proxy_url)
     shards = [prepare_shard(shard, partitions) for shard in wanted]
     check_layout(shards, partitions)
     install_proxy(proxy_url, shards, partitions)

@@ -106,3 +106,14 @@ def test_a_public_function_without_a_routing_rule_stops_init(sharded: Sharded):
         shards.init(sharded.proxy, sharded.shards, partitions=8)
     with psycopg.connect(sharded.proxy, autocommit=True) as proxy:  # the failed run changed nothing
         assert proxy.execute("SELECT count(*) FROM wallet_balances('user_bob')").fetchone()[0] == 1
+
+
+def test_init_refuses_a_ledger_database_as_the_proxy(sharded: Sharded, db_url: str):
+    """The proxy's re-install drops every wallet function and view of its database: never on a ledger."""
+    for proxy in (db_url, sharded.shards[1]):
+        with pytest.raises(shards.ShardError, match=r"is a ledger database .* not a proxy"):
+            shards.init(proxy, [sharded.shards[0]], partitions=8)
+        with psycopg.connect(proxy, autocommit=True) as conn:
+            guards = conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'wallets_player_at_home'")
+            assert guards.fetchone()[0] == 1
+            assert conn.execute("SELECT to_regproc('wallet_topup') IS NOT NULL").fetchone()[0]
