@@ -2,7 +2,7 @@
 -- ledger (WL008), zero-sum inserts, the balance_after chain, stored balance = ledger at commit,
 -- non-negative and limited player balances.
 BEGIN;
-SELECT plan(56);
+SELECT plan(70);
 
 -- ---------------------------------------------------------------- append-only (WL008)
 
@@ -27,6 +27,11 @@ SELECT throws_ok($$TRUNCATE holds$$, 'WL008',
     'ledger is append-only: TRUNCATE on holds is not allowed', 'TRUNCATE of holds is WL008');
 SELECT throws_ok($$TRUNCATE transactions CASCADE$$, 'WL008',
     'ledger is append-only: TRUNCATE on transactions is not allowed', 'TRUNCATE ... CASCADE of transactions is WL008');
+-- wallets and assets are permanent too (sql/0009; more below, where the rows they keep are named)
+SELECT throws_ok($$TRUNCATE wallets CASCADE$$, 'WL008',
+    'ledger is append-only: TRUNCATE on wallets is not allowed', 'TRUNCATE ... CASCADE of wallets is WL008');
+SELECT throws_ok($$TRUNCATE assets CASCADE$$, 'WL008',
+    'ledger is append-only: TRUNCATE on assets is not allowed', 'TRUNCATE ... CASCADE of assets is WL008');
 
 -- rows written in this very transaction are just as immutable
 SELECT lives_ok($$SELECT wallet_topup('user_bob', 'GOLD_COINS', 10, 'lc_topup_1', 'card')$$, 'a top-up posts');
@@ -64,6 +69,68 @@ SELECT throws_ok(
     $$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
       VALUES ('00000000-0000-0000-0000-0000000000a1', 1, 'GOLD_COINS', 0, NULL)$$,
     '23514', NULL, 'a zero amount entry is rejected');
+
+-- ---------------------------------------------------------------- references, checked per statement (sql/0009)
+
+-- each insert below is balanced and chained, so only the reference rule can refuse it
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000f1', %s, 'GOLD_COINS', -10, NULL),
+                    ('00000000-0000-0000-0000-0000000000f1', %s, 'GOLD_COINS', 10, NULL)$$,
+           pg_temp.system_wallet('GOLD_COINS', 'TREASURY'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE')),
+    '23503', NULL, 'entries naming a transaction that does not exist are rejected');
+SELECT matches(
+    pg_temp.error_of(format(
+        $$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+          VALUES ('00000000-0000-0000-0000-0000000000f1', %s, 'GOLD_COINS', -10, NULL),
+                 ('00000000-0000-0000-0000-0000000000f1', %s, 'GOLD_COINS', 10, NULL)$$,
+        pg_temp.system_wallet('GOLD_COINS', 'TREASURY'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE')))->>'message',
+    '^ledger entry \d+ names transaction 00000000-0000-0000-0000-0000000000f1, which does not exist$',
+    'naming the entry and the missing transaction');
+SELECT throws_ok(
+    format($$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+             VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, NULL),
+                    ('00000000-0000-0000-0000-0000000000a1', 987654321, 'GOLD_COINS', 10, NULL)$$,
+           pg_temp.system_wallet('GOLD_COINS', 'TREASURY')),
+    '23503', NULL, 'an entry naming a wallet that does not exist is rejected');
+SELECT matches(
+    pg_temp.error_of(format(
+        $$INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+          VALUES ('00000000-0000-0000-0000-0000000000a1', %s, 'GOLD_COINS', -10, NULL),
+                 ('00000000-0000-0000-0000-0000000000a1', 987654321, 'GOLD_COINS', 10, NULL)$$,
+        pg_temp.system_wallet('GOLD_COINS', 'TREASURY')))->>'message',
+    '^ledger entry \d+ names wallet 987654321 in GOLD_COINS: no such wallet holds that asset$',
+    'naming the entry, the wallet and the asset');
+-- a transaction row naming an unknown asset is accepted by its own statement (no foreign key), but neither can
+-- its entries be written nor can it commit without them
+SELECT is(
+    pg_temp.error_of(format(
+        $$INSERT INTO transactions (id, reference_id, type, user_id, asset_code, amount, description)
+          VALUES ('00000000-0000-0000-0000-0000000000f2', 'lc_no_asset', 'TOPUP', 'user_bob', 'NO_SUCH_ASSET', 10, 'x');
+          INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount, balance_after)
+          VALUES ('00000000-0000-0000-0000-0000000000f2', %s, 'GOLD_COINS', -10, NULL),
+                 ('00000000-0000-0000-0000-0000000000f2', %s, 'GOLD_COINS', 10, NULL)$$,
+        pg_temp.system_wallet('GOLD_COINS', 'TREASURY'), pg_temp.system_wallet('GOLD_COINS', 'REVENUE')))
+      - 'detail' - 'column',
+    jsonb_build_object('sqlstate', '23503', 'message',
+        'transaction 00000000-0000-0000-0000-0000000000f2 names asset NO_SUCH_ASSET, which does not exist'),
+    'entries of a transaction naming an asset that does not exist are rejected');
+
+-- wallets and assets are permanent: nothing refers to a row that is gone (what the foreign keys also kept)
+INSERT INTO assets (code, name) VALUES ('LC_TEMP', 'no wallet yet');
+INSERT INTO wallets (asset_code, kind, user_id, name, balance) VALUES ('LC_TEMP', 'PLAYER', 'lc_new', 'lc_new', 0);
+SELECT throws_ok($$DELETE FROM wallets WHERE user_id = 'lc_new'$$, 'WL008',
+    'ledger is append-only: DELETE on wallets is not allowed', 'a wallet cannot be deleted, even one with no entry');
+SELECT throws_ok($$UPDATE wallets SET asset_code = 'GOLD_COINS' WHERE user_id = 'lc_new'$$, 'WL008',
+    'ledger is append-only: UPDATE on wallets is not allowed', 'nor moved to another asset');
+SELECT throws_ok(format('UPDATE wallets SET id = DEFAULT WHERE id = %s', pg_temp.wallet_of('user_bob', 'GOLD_COINS')),
+    'WL008', 'ledger is append-only: UPDATE on wallets is not allowed', 'nor renumbered');
+SELECT lives_ok($$UPDATE wallets SET name = 'renamed' WHERE user_id = 'lc_new'$$, 'its display name may change');
+SELECT throws_ok($$DELETE FROM assets WHERE code = 'LC_TEMP'$$, 'WL008',
+    'ledger is append-only: DELETE on assets is not allowed', 'an asset cannot be deleted');
+SELECT throws_ok($$UPDATE assets SET code = 'LC_OTHER' WHERE code = 'LC_TEMP'$$, 'WL008',
+    'ledger is append-only: UPDATE on assets is not allowed', 'nor renamed');
+SELECT lives_ok($$UPDATE assets SET name = 'renamed' WHERE code = 'LC_TEMP'$$, 'its name may change');
 
 -- ---------------------------------------------------------------- balance_after chain
 

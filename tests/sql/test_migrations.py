@@ -1,6 +1,8 @@
 """Migrating is repeatable: twice on an empty database is harmless, and functions re-apply cleanly."""
 
 import psycopg
+import pytest
+from yoyo import get_backend, read_migrations
 
 from service import schema
 
@@ -58,3 +60,46 @@ def test_seed_twice_writes_nothing_new(empty_db_url):
         assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM ledger_entries").fetchone()[0] == 8
     assert schema.verify(empty_db_url) == []
+
+
+def test_between_the_migrations_and_the_functions_nothing_is_written_unchecked(empty_db_url):
+    """migrate() applies sql/ first, then procedures/. In between, the placeholders of sql/0008 and sql/0009 refuse
+    a player wallet and every ledger entry (fail closed) instead of letting them in without their checks (the
+    foreign keys sql/0009 drops are checked by procedures/_wallet_check_new_entries.sql)."""
+    backend = get_backend(schema.yoyo_url(empty_db_url))
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(read_migrations(str(schema.resource_dir("sql")))))
+    finally:
+        backend.connection.close()
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.RaiseException, match="no player wallet opens before the wallet functions"):
+            conn.execute(
+                "INSERT INTO wallets (asset_code, kind, user_id, name, balance) "
+                "VALUES ('GOLD_COINS', 'PLAYER', 'p1', 'p1', 0)"
+            )
+        treasury, revenue = (
+            conn.execute("SELECT id FROM wallets WHERE asset_code = 'GOLD_COINS' AND kind = %s", (kind,)).fetchone()[0]
+            for kind in ("TREASURY", "REVENUE")
+        )
+        placeholder = "no ledger entry is written before the wallet functions"
+        with pytest.raises(psycopg.errors.RaiseException, match=placeholder), conn.transaction():
+            (tx,) = conn.execute(
+                "INSERT INTO transactions (reference_id, type, user_id, asset_code, amount, description) "
+                "VALUES ('r1', 'TOPUP', 'p1', 'GOLD_COINS', 1, 'x') RETURNING id"
+            ).fetchall()[0]
+            conn.execute(
+                "INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount) "
+                "VALUES (%s, %s, 'GOLD_COINS', -1), (%s, %s, 'GOLD_COINS', 1)",
+                (tx, treasury, tx, revenue),
+            )
+    schema.migrate(empty_db_url)  # the functions installed: the same entries are judged by the real checks
+    with (
+        psycopg.connect(empty_db_url, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.ForeignKeyViolation, match=r"names transaction .*, which does not exist"),
+    ):
+        conn.execute(
+            "INSERT INTO ledger_entries (transaction_id, wallet_id, asset_code, amount) "
+            "VALUES (gen_random_uuid(), %s, 'GOLD_COINS', -1), (gen_random_uuid(), %s, 'GOLD_COINS', 1)",
+            (treasury, revenue),
+        )

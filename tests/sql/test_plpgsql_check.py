@@ -125,6 +125,8 @@ def test_the_lint_covers_every_function_and_trigger_function(lint: psycopg.Conne
         ("_wallet_check_inbox_delete", "event_inbox"),
         ("_wallet_enqueue_event", "transactions"),
         ("_wallet_check_home", "wallets"),
+        ("_wallet_reject_ledger_change", "wallets"),
+        ("_wallet_reject_ledger_change", "assets"),
     }, "every trigger function is checked against every table it is a trigger of"
     new_entries = next(f for f in checked if f["proname"] == "_wallet_check_new_entries")
     assert new_entries["newtable"] == "new_entries", "the statement trigger's transition table is passed on"
