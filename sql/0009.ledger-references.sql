@@ -10,7 +10,8 @@
 -- transactions are append-only already and wallets and assets become permanent here (WL008 on DELETE,
 -- TRUNCATE, or a change of the columns other rows refer to). A transaction written without entries is
 -- refused at commit (transactions_have_entries), so every committed transaction passed the trigger's check.
--- Measured on the 2-core bench machine, 8 clients: single top-ups +11%, batches of 100 +22% (issue 13's note).
+-- Measured on the 2-core bench machine, 8 clients, A/B against the foreign keys: batches of 100 +9% to +11%,
+-- single postings between equal and +10% (docs/benchmarks.md, 2026-11-29 later).
 -- event_inbox -> transactions and holds -> wallets keep their foreign keys (not on every posting's path).
 ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_wallet_asset_fkey,
                            DROP CONSTRAINT ledger_entries_transaction_id_fkey;
