@@ -84,16 +84,18 @@ _START_ATTEMPTS = 5
 _DEATH_WAIT_SECONDS = 10.0
 
 
-def _alive(pid: int) -> bool:
-    """True if pid runs (a zombie, killed but not yet reaped, counts as dead)."""
+def process_alive(pid: int) -> bool:
+    """True if pid runs (a zombie, killed but not yet reaped, counts as dead). Also the torture's Debian cluster's
+    test (tools/torture/processes.py)."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 
 
-def _shm_attached(shmid: int | None) -> int:
-    """How many processes still attach the old postmaster's shared memory (0 if it is gone)."""
+def shm_attached(shmid: int | None) -> int:
+    """How many processes still attach a (dead) postmaster's shared memory segment (0 if it is gone). Also used
+    by the torture's Debian cluster (tools/torture/processes.py)."""
     if shmid is None:
         return 0
     try:
@@ -114,16 +116,16 @@ def _clear_dead_postmaster(pgdata: Path) -> None:
     server; once no process attaches its shared memory any more, its postmaster.pid is stale and is removed.
     """
     info = _Wheel.read_postmaster_info(pgdata)
-    if info is None or _alive(info.pid):
+    if info is None or process_alive(info.pid):
         return
     deadline = time.monotonic() + _DEATH_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if not psutil.pid_exists(info.pid) and _shm_attached(info.shmget_id) == 0:
+        if not psutil.pid_exists(info.pid) and shm_attached(info.shmget_id) == 0:
             return  # PostgreSQL itself will see that the lock file is stale
-        if _shm_attached(info.shmget_id) == 0:
+        if shm_attached(info.shmget_id) == 0:
             break
         time.sleep(0.1)
-    if _shm_attached(info.shmget_id) == 0:
+    if shm_attached(info.shmget_id) == 0:
         log.warning("removing the stale lock files of dead postmaster %d in %s", info.pid, pgdata)
         if info.socket_path is not None:
             Path(f"{info.socket_path}.lock").unlink(missing_ok=True)
@@ -143,12 +145,12 @@ def _ensure_running(srv: PostgresServer) -> None:
     with _Wheel.lock(srv):
         for attempt in range(_START_ATTEMPTS):
             info = _Wheel.read_postmaster_info(srv.pgdata)
-            if info is not None and _alive(info.pid) and info.status == "ready" and _accepts_connections(info):
+            if info is not None and process_alive(info.pid) and info.status == "ready" and _accepts_connections(info):
                 _Wheel.remember(srv, info)
                 return
             try:
                 # a postmaster that was just killed may still look alive for a moment
-                if info is not None and _alive(info.pid):
+                if info is not None and process_alive(info.pid):
                     raise TimeoutError("postmaster still exiting")
                 _clear_dead_postmaster(srv.pgdata)
                 srv.ensure_postgres_running()
@@ -199,6 +201,6 @@ def stop(data_dir: Path) -> None:
     if srv is not None:
         # the postmaster may have been restarted since (after a kill -9): stop the one running now
         info = _Wheel.read_postmaster_info(data_dir)
-        if info is not None and _alive(info.pid):
+        if info is not None and process_alive(info.pid):
             _Wheel.remember(srv, info)
         srv.cleanup()

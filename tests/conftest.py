@@ -8,8 +8,6 @@ and sends an admin API key of the test's database (fixtures `admin_key`, `auth_h
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,15 +31,7 @@ def pg_bindir() -> Path:
 
 def ensure_extension_package(extension: str, package: str) -> None:
     """Install Debian's postgresql-<version>-<package> for the test server if `extension` is missing."""
-    version = pg_bindir().parent.name
-    if not Path(f"/usr/share/postgresql/{version}/extension/{extension}.control").exists():
-        apt = shutil.which("apt-get")
-        if apt is None:
-            raise RuntimeError(f"{extension} is not installed for PostgreSQL {version} and apt-get is missing")
-        install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-{package}"]
-        if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
-            subprocess.run([apt, "update"], check=True)
-            subprocess.run(install, check=True)
+    pgbin.ensure_extension(extension, package, pg_bindir())
 
 
 def ensure_pgtap() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 ENV = "WALLET_PG_BINDIR"
@@ -40,3 +42,19 @@ def export_bindir() -> Path:
     found = bindir()
     os.environ[ENV] = str(found)
     return found
+
+
+def ensure_extension(extension: str, package: str, server_bindir: Path | None = None) -> None:
+    """Install Debian's postgresql-<version>-<package> for the server in server_bindir (default: bindir()) if
+    `extension` is missing (apt-get update first only when the install fails: a fresh machine has no package
+    lists yet)."""
+    version = (server_bindir or bindir()).parent.name
+    if Path(f"/usr/share/postgresql/{version}/extension/{extension}.control").exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise RuntimeError(f"{extension} is not installed for PostgreSQL {version} and apt-get is missing")
+    install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-{package}"]
+    if subprocess.run(install).returncode != 0:
+        subprocess.run([apt, "update"], check=True)
+        subprocess.run(install, check=True)

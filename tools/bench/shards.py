@@ -31,9 +31,7 @@ import json
 import os
 import random
 import resource
-import shutil
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -47,7 +45,7 @@ import psycopg
 
 from service import shards
 from tools.bench import pgserver, report, sqlload
-from tools.pgbin import bindir
+from tools.pgbin import ensure_extension
 
 FUNDS = 1000  # each player's opening balance
 REFUSED_AMOUNT = 10**12  # a spend no player can afford: WL001
@@ -145,20 +143,6 @@ def _percentile(ordered: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] if ordered else 0.0
 
 
-def ensure_plproxy() -> None:
-    """Debian's postgresql-<version>-plproxy, installed if this machine lacks it."""
-    version = bindir().parent.name
-    if Path(f"/usr/share/postgresql/{version}/extension/plproxy.control").exists():
-        return
-    apt = shutil.which("apt-get")
-    if apt is None:
-        raise RuntimeError(f"PL/Proxy is not installed for PostgreSQL {version} and apt-get is missing")
-    install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-plproxy"]
-    if subprocess.run(install).returncode != 0:  # a fresh machine has no package lists yet
-        subprocess.run([apt, "update"], check=True)
-        subprocess.run(install, check=True)
-
-
 @dataclass
 class Setup:
     servers: dict[str, pgserver.BenchServer]
@@ -200,7 +184,7 @@ class Setup:
 
 def set_up(setup: Setup, players: int) -> None:
     """Start the clusters, install the proxy over the shards, fund the players, number them per database."""
-    ensure_plproxy()
+    ensure_extension("plproxy", "plproxy")
     for name, server in setup.servers.items():
         setup.urls[name] = pgserver.create_database(server.start(), f"wallet_{name}")
     shards.init(setup.urls["proxy"], [setup.urls["s0"], setup.urls["s1"]])

@@ -11,10 +11,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import psutil
 import psycopg
 
+from service import embedded
 from tools.launcher import STARTUP_SECONDS, Serve, ServeExited, free_port
+from tools.pgbin import ensure_extension
 from tools.torture.records import log
 
 
@@ -26,8 +27,6 @@ class Postgres:
         self.url = ""
 
     def start(self) -> str:
-        from service import embedded
-
         url = embedded.start(self.data_dir)  # restarts it (crash recovery) if it was killed
         if self.url and url != self.url:
             raise RuntimeError(f"PostgreSQL came back at {url}, not {self.url}")
@@ -51,8 +50,6 @@ class Postgres:
         return True
 
     def stop(self) -> None:
-        from service import embedded
-
         embedded.stop(self.data_dir)
 
     def crash_recoveries(self) -> int:
@@ -143,44 +140,6 @@ def _as_postgres(argv: list[str]) -> list[str]:
     return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
 
 
-def ensure_plproxy(bindir: Path) -> None:
-    """Debian's postgresql-<version>-plproxy for the server in bindir, installed if missing (apt-get update
-    first only when the install fails: a fresh machine has no package lists yet)."""
-    version = bindir.parent.name
-    if Path(f"/usr/share/postgresql/{version}/extension/plproxy.control").exists():
-        return
-    apt = shutil.which("apt-get")
-    if apt is None:
-        raise RuntimeError(f"PL/Proxy is not installed for PostgreSQL {version} and apt-get is missing")
-    install = [apt, "install", "-y", "--no-install-recommends", f"postgresql-{version}-plproxy"]
-    if subprocess.run(install).returncode != 0:
-        subprocess.run([apt, "update"], check=True)
-        subprocess.run(install, check=True)
-
-
-def _alive(pid: int) -> bool:
-    """pid runs (a zombie, killed but not reaped by whoever adopted it, counts as dead)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _shm_attached(shmid: int | None) -> int:
-    """How many processes still attach a shared memory segment (0: none, or it is gone)."""
-    if shmid is None:
-        return 0
-    try:
-        lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    except OSError:
-        return 0
-    for line in lines:
-        fields = line.split()
-        if int(fields[1]) == shmid:
-            return int(fields[6])
-    return 0
-
-
 class DebianPostgres:
     """The sharded mode's server: one cluster of Debian's PostgreSQL (tools.pgbin: the newest install, or
     $WALLET_PG_BINDIR; PL/Proxy is packaged for it) run as the postgres user, fsync and synchronous_commit on,
@@ -225,13 +184,14 @@ class DebianPostgres:
         return 0
 
     def start(self) -> str:
-        ensure_plproxy(self.bindir)
+        ensure_extension("plproxy", "plproxy", self.bindir)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self.port = self.port or self._recorded_port() or free_port()
         url = self.url_for("postgres")
         pid = self.postmaster_pid()
-        if pid is None or not _alive(pid):  # (not pg_ctl status: it takes a killed, unreaped postmaster for alive)
+        # (not pg_ctl status: it takes a killed, unreaped postmaster for alive)
+        if pid is None or not embedded.process_alive(pid):
             self._clear_dead_postmaster()
             options = " ".join(f"-c {k}={v}" for k, v in DEBIAN_SETTINGS.items())
             options += f" -c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
@@ -270,21 +230,21 @@ class DebianPostgres:
         lock-file check takes for a live server: its postmaster.pid is then removed."""
         lines = self._pidfile()
         pid = self.postmaster_pid()
-        if pid is None or _alive(pid):
+        if pid is None or embedded.process_alive(pid):
             return
         try:
             shmid: int | None = int(lines[6].split()[1])
         except (IndexError, ValueError):
             shmid = None
         deadline = time.monotonic() + DEATH_WAIT_SECONDS
-        while _shm_attached(shmid) and time.monotonic() < deadline:
+        while embedded.shm_attached(shmid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _shm_attached(shmid) == 0:
+        if embedded.shm_attached(shmid) == 0:
             (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
 
     def kill(self) -> bool:
         pid = self.postmaster_pid()
-        if pid is None or not _alive(pid):
+        if pid is None or not embedded.process_alive(pid):
             return False
         try:
             os.kill(pid, signal.SIGKILL)
